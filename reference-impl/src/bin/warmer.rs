@@ -1,0 +1,6 @@
+//! The `warmer` Lambda function.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    dynamowave_chat::runtime::serve(dynamowave_chat::Function::Warmer).await
+}
