@@ -14,13 +14,17 @@ use crate::config::Settings;
 
 /// Loads the shared SDK configuration with a rustls/ring HTTPS client (no aws-lc build).
 pub async fn load_sdk_config() -> SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
+        .http_client(http_client())
         .load()
         .await
+}
+
+/// The SDK's hyper client over rustls with ring.
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// Explicit endpoint overrides. Production leaves them all `None` so the SDK's standard
