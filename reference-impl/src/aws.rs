@@ -7,6 +7,9 @@ use std::sync::Mutex;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_apigatewaymanagement as mgmt;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
@@ -115,4 +118,24 @@ fn endpoint_configured() -> bool {
 /// `https://{domainName}/{stage}`, the @connections base API Gateway documents.
 pub fn connections_url(domain: Option<&str>, stage: Option<&str>) -> Option<String> {
     Some(format!("https://{}/{}", domain?, stage?))
+}
+
+/// A one-line description of an SDK error: the service's code and message when the
+/// service answered, else the SDK's own account (timeouts, connection failures).
+pub fn describe<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            format!(
+                "{}: {}",
+                e.code().unwrap_or("UnknownError"),
+                e.message().unwrap_or("(no message)")
+            )
+        }
+        other => DisplayErrorContext(other).to_string(),
+    }
 }

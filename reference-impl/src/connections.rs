@@ -1,7 +1,7 @@
 //! Posting to clients through the @connections API, with the fault layer applied.
 
 use aws_sdk_apigatewaymanagement as mgmt;
-use aws_sdk_apigatewaymanagement::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::Blob;
 
 use crate::faults::FaultConfig;
@@ -77,7 +77,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: HasStatus + std::fmt::Debug,
 {
-    let message = DisplayErrorContext(&err).to_string();
+    let message = crate::aws::describe(&err);
     match &err {
         SdkError::ServiceError(service) => {
             let status = service.raw().status_code();

@@ -1,6 +1,5 @@
 //! The dead-letter queue for recipients whose delivery failed for good.
 
-use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageAttributeValue;
 
 use crate::error::{ChatError, Result};
@@ -36,7 +35,11 @@ impl DeadLetterQueue {
                 .expect("data type is set")
         };
         let status = letter.error.status.unwrap_or(0);
-        let error_message: String = letter.error.message.chars().take(1024).collect();
+        // SQS refuses empty attribute values; Lambda's own DLQ keeps the first 1 KB.
+        let mut error_message: String = letter.error.message.chars().take(1024).collect();
+        if error_message.is_empty() {
+            error_message = "(no message)".into();
+        }
         self.client
             .send_message()
             .queue_url(&self.url)
@@ -48,7 +51,7 @@ impl DeadLetterQueue {
             .message_attributes("ErrorMessage", attr("String", error_message))
             .send()
             .await
-            .map_err(|e| fail(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| fail(crate::aws::describe(&e)))?;
         Ok(())
     }
 }

