@@ -2,6 +2,9 @@
 
 pub mod edge;
 pub mod error;
+pub mod gateway;
+pub mod lambda;
 pub mod model;
+pub mod telemetry;
 
 pub use error::{LocalError, Result};

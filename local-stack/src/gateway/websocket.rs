@@ -1,0 +1,335 @@
+//! The WebSocket endpoint: `ws://127.0.0.1:PORT/{stage}`. The handshake waits for $connect
+//! (its status becomes the handshake's); then frames are routed by the API's selection
+//! expression to their functions, with AWS's error frames, limits, idle and maximum
+//! lifetimes, throttling, and $disconnect after the close.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::event::{self, EventContext};
+use super::{Api, Connection, Gateway, Outbound, new_connection_id};
+
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/{stage}", get(handshake))
+        .route("/{stage}/", get(handshake))
+        .with_state(gateway)
+}
+
+/// Who is connecting, for the events' `identity` and GetConnection.
+struct Peer {
+    source_ip: String,
+    user_agent: Option<String>,
+    domain: String,
+}
+
+async fn handshake(
+    State(gw): State<Arc<Gateway>>,
+    Path(stage): Path<String>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<BTreeMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let refuse = |status: StatusCode, message: &str| {
+        (status, json!({"message": message}).to_string()).into_response()
+    };
+    let Some(api) = gw.api_for_stage(&stage) else {
+        return refuse(StatusCode::FORBIDDEN, "Forbidden");
+    };
+    let count_refused = || {
+        gw.telemetry
+            .api(&api.spec.api_id, |m| m.connects_refused += 1)
+    };
+    if !gw.admit_new_connection() || !gw.admit(&api, &stage, "$connect") {
+        count_refused();
+        gw.telemetry.api(&api.spec.api_id, |m| m.throttled += 1);
+        return refuse(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    }
+    let id = new_connection_id();
+    let connected_at_ms = chrono::Utc::now().timestamp_millis();
+    let header_map: BTreeMap<String, String> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let peer = Peer {
+        source_ip: addr.ip().to_string(),
+        user_agent: header_map.get("user-agent").cloned(),
+        domain: header_map
+            .get("host")
+            .cloned()
+            .unwrap_or_else(|| "localhost".into()),
+    };
+    if let Some(route) = api.spec.routes.get("$connect") {
+        let ctx = context(
+            &api,
+            &stage,
+            &id,
+            connected_at_ms,
+            &peer,
+            "$connect",
+            "CONNECT",
+        );
+        let request_id = event::request_id();
+        let ev = event::connect(&ctx, &request_id, &header_map, &query);
+        let status = connect_status(&gw, &route.function, ev).await;
+        if !(200..300).contains(&status) {
+            count_refused();
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return refuse(status, status.canonical_reason().unwrap_or("Error"));
+        }
+    }
+    let gw2 = gw.clone();
+    ws.max_frame_size(gw.settings.max_frame_bytes)
+        .max_message_size(gw.settings.max_message_bytes)
+        .on_upgrade(move |socket| run(gw2, api, stage, id, connected_at_ms, peer, socket))
+}
+
+/// The handshake status $connect decides: its `statusCode` (200 when it returns none), 502
+/// for a function error, 504 past the integration timeout, and 500 when Lambda refuses the
+/// call (throttled: AWS's exact status here is not documented).
+async fn connect_status(gw: &Gateway, function: &str, ev: Value) -> u16 {
+    let name = function_name(gw, function);
+    let call = gw.lambda.invoke(&name, Bytes::from(ev.to_string()));
+    match tokio::time::timeout(gw.settings.integration_timeout, call).await {
+        Err(_) => 504,
+        Ok(Err(e)) => {
+            tracing::warn!(function = %name, error = %e, "$connect integration refused");
+            500
+        }
+        Ok(Ok(r)) if r.function_error.is_some() => 502,
+        Ok(Ok(r)) => serde_json::from_slice::<Value>(&r.payload)
+            .ok()
+            .and_then(|v| v.get("statusCode")?.as_u64())
+            .map(|s| s as u16)
+            .unwrap_or(200),
+    }
+}
+
+/// Routes name functions by logical id; Lambda knows them by name.
+fn function_name(gw: &Gateway, logical_id: &str) -> String {
+    gw.lambda
+        .logical_to_name(logical_id)
+        .unwrap_or_else(|| logical_id.to_string())
+}
+
+fn context<'a>(
+    api: &'a Api,
+    stage: &'a str,
+    id: &'a str,
+    connected_at_ms: i64,
+    peer: &'a Peer,
+    route_key: &'a str,
+    event_type: &'a str,
+) -> EventContext<'a> {
+    EventContext {
+        route_key,
+        event_type,
+        connection_id: id,
+        api_id: &api.spec.api_id,
+        stage,
+        domain_name: &peer.domain,
+        connected_at_ms,
+        source_ip: &peer.source_ip,
+        user_agent: peer.user_agent.as_deref(),
+    }
+}
+
+async fn run(
+    gw: Arc<Gateway>,
+    api: Arc<Api>,
+    stage: String,
+    id: String,
+    connected_at_ms: i64,
+    peer: Peer,
+    socket: WebSocket,
+) {
+    let (tx, mut rx) = mpsc::channel(gw.settings.client_buffer_frames.max(1));
+    let conn = Arc::new(Connection {
+        id: id.clone(),
+        api_id: api.spec.api_id.clone(),
+        stage: stage.clone(),
+        connected_at_ms,
+        last_active_ms: connected_at_ms.into(),
+        source_ip: peer.source_ip.clone(),
+        user_agent: peer.user_agent.clone(),
+        tx,
+        close: Default::default(),
+        closing: false.into(),
+    });
+    gw.register(conn.clone());
+    let api_id = api.spec.api_id.clone();
+    gw.telemetry.api(&api_id, |m| {
+        m.connects += 1;
+        m.open_connections += 1;
+    });
+    let (mut sink, mut stream) = socket.split();
+    let ends_at = Instant::now() + gw.settings.max_connection_duration;
+    let mut last_active = Instant::now();
+
+    let (code, reason): (u16, String) = loop {
+        let idle_at = last_active + gw.settings.idle_timeout;
+        tokio::select! {
+            incoming = stream.next() => {
+                last_active = Instant::now();
+                conn.touch();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        on_message(&gw, &api, &stage, &conn, &peer, text.to_string(), false);
+                    }
+                    Some(Ok(Message::Binary(data))) => {
+                        let body = base64::engine::general_purpose::STANDARD.encode(&data);
+                        on_message(&gw, &api, &stage, &conn, &peer, body, true);
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(frame))) => break match frame {
+                        Some(f) => (f.code, f.reason.to_string()),
+                        None => (1005, "Client-side close frame status not set".into()),
+                    },
+                    Some(Err(e)) if is_too_big(&e) => {
+                        let _ = sink.send(close(1009, "Message too big")).await;
+                        break (1009, "Message too big".into());
+                    }
+                    Some(Err(_)) | None => break (1006, "Connection closed abnormally".into()),
+                }
+            }
+            out = rx.recv() => {
+                let Some(out) = out else { break (1011, "Internal error".into()) };
+                let msg = match out {
+                    Outbound::Text(t) => Message::Text(t.into()),
+                    Outbound::Binary(b) => Message::Binary(b.into()),
+                };
+                if sink.send(msg).await.is_err() {
+                    break (1006, "Connection closed abnormally".into());
+                }
+                // Outbound traffic counts as activity (AWS does not say; serverless-offline does the same).
+                last_active = Instant::now();
+            }
+            _ = conn.close.notified() => {
+                let _ = sink.send(close(1000, "")).await;
+                break (1000, "Connection deleted".into());
+            }
+            _ = tokio::time::sleep_until(idle_at) => {
+                let _ = sink.send(close(1001, "Going away")).await;
+                break (1001, "Going away".into());
+            }
+            _ = tokio::time::sleep_until(ends_at) => {
+                let _ = sink.send(close(1001, "Going away")).await;
+                break (1001, "Going away".into());
+            }
+        }
+    };
+    gw.unregister(&id);
+    gw.telemetry.api(&api_id, |m| {
+        m.disconnects += 1;
+        m.open_connections = m.open_connections.saturating_sub(1);
+    });
+    // $disconnect is best-effort and comes after the close (A3).
+    if let Some(route) = api.spec.routes.get("$disconnect") {
+        let ctx = context(
+            &api,
+            &stage,
+            &id,
+            connected_at_ms,
+            &peer,
+            "$disconnect",
+            "DISCONNECT",
+        );
+        let ev = event::disconnect(&ctx, &event::request_id(), code, &reason);
+        let name = function_name(&gw, &route.function);
+        if let Err(e) = gw.lambda.invoke(&name, Bytes::from(ev.to_string())).await {
+            tracing::warn!(function = %name, error = %e, "$disconnect was not delivered");
+        }
+    }
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    }))
+}
+
+/// A frame or message over the limits: AWS closes with 1009.
+fn is_too_big(e: &axum::Error) -> bool {
+    use std::error::Error;
+    e.source()
+        .and_then(|s| s.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|t| matches!(t, tungstenite::Error::Capacity(_)))
+}
+
+/// One inbound message: route selection, throttling, then the integration in its own task
+/// (AWS invokes message integrations concurrently; order is not guaranteed).
+fn on_message(
+    gw: &Arc<Gateway>,
+    api: &Arc<Api>,
+    stage: &str,
+    conn: &Arc<Connection>,
+    peer: &Peer,
+    body: String,
+    base64: bool,
+) {
+    gw.telemetry.api(&api.spec.api_id, |m| m.messages += 1);
+    let request_id = event::request_id();
+    let frame = |message: &str| {
+        json!({"message": message, "connectionId": conn.id, "requestId": request_id}).to_string()
+    };
+    let keys: Vec<&str> = api.spec.routes.keys().map(String::as_str).collect();
+    let selected = if base64 {
+        keys.contains(&"$default").then(|| "$default".to_string())
+    } else {
+        event::select_route(&api.spec.route_selection_expression, &body, &keys)
+    };
+    let Some(route_key) = selected else {
+        let _ = conn.tx.try_send(Outbound::Text(frame("Forbidden")));
+        return;
+    };
+    if !gw.admit(api, stage, &route_key) {
+        gw.telemetry.api(&api.spec.api_id, |m| m.throttled += 1);
+        // What AWS sends for a throttled message is undocumented; an error frame shaped
+        // like its other ones (A4) is our choice.
+        let _ = conn.tx.try_send(Outbound::Text(frame("Too Many Requests")));
+        return;
+    }
+    let ctx = context(
+        api,
+        stage,
+        &conn.id,
+        conn.connected_at_ms,
+        peer,
+        &route_key,
+        "MESSAGE",
+    );
+    let ev = event::message(&ctx, &request_id, body, base64);
+    let name = function_name(gw, &api.spec.routes[&route_key].function);
+    let (gw, conn, api_id) = (gw.clone(), conn.clone(), api.spec.api_id.clone());
+    tokio::spawn(async move {
+        let call = gw.lambda.invoke(&name, Bytes::from(ev.to_string()));
+        let failure = match tokio::time::timeout(gw.settings.integration_timeout, call).await {
+            Err(_) => Some("Endpoint request timed out"),
+            Ok(Err(_)) => Some("Internal server error"),
+            Ok(Ok(r)) if r.function_error.is_some() => Some("Internal server error"),
+            Ok(Ok(_)) => None,
+        };
+        if let Some(message) = failure {
+            gw.telemetry.api(&api_id, |m| m.integration_errors += 1);
+            let text =
+                json!({"message": message, "connectionId": conn.id, "requestId": request_id});
+            let _ = conn.tx.send(Outbound::Text(text.to_string())).await;
+        }
+    });
+}

@@ -1,0 +1,339 @@
+//! The Lambda service: functions from the template run as processes of their release
+//! binaries over the Runtime API, with cold starts, warm reuse, idle reaping, timeouts,
+//! crashes, account and reserved concurrency, async invocation with retries and a DLQ,
+//! and schedules.
+
+pub mod api;
+mod asyncq;
+pub mod concurrency;
+mod execute;
+pub mod instance;
+pub mod logs;
+pub mod runtime_api;
+mod schedule;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use crate::edge::AwsError;
+use crate::model::{FunctionSpec, Naming};
+use crate::telemetry::Telemetry;
+use concurrency::Concurrency;
+use instance::{Instance, Registry};
+use logs::LogStore;
+
+pub use execute::InvokeResult;
+
+/// Timings and limits of the emulated service. Defaults are AWS's documented values,
+/// except where loopback has nothing to emulate (noted per field).
+#[derive(Debug, Clone)]
+pub struct LambdaSettings {
+    /// Account concurrency limit (AWS default 1,000 per region).
+    pub account_concurrency: u32,
+    /// Unreserved concurrency a reservation must leave (AWS: 100).
+    pub min_unreserved: u32,
+    /// Added to every cold start before the process starts, standing in for the sandbox
+    /// start-up AWS does and loopback does not. Default 150 ms: an assumption (AWS does not
+    /// publish it), chosen so local cold starts are not optimistic; set 0 to measure only
+    /// process start and init.
+    pub sandbox_startup_delay: Duration,
+    /// Idle instances are reaped after this (not an AWS contract; ~10 min observed).
+    pub idle_timeout: Duration,
+    /// AWS caps init at 10 s.
+    pub init_timeout: Duration,
+    /// Async retries after function errors wait `base × attempt` (AWS: 1 min, then 2 min).
+    pub async_retry_base: Duration,
+    /// Throttled async events are requeued with exponential backoff from this (AWS: 1 s) …
+    pub throttle_requeue_base: Duration,
+    /// … up to this (AWS: 5 min).
+    pub throttle_requeue_max: Duration,
+    /// Where the functions' release binaries are.
+    pub binaries_dir: PathBuf,
+    /// `http://127.0.0.1:PORT` of the edge (Runtime API and every AWS API).
+    pub edge_url: String,
+    /// Environment every instance gets under its own (endpoints, credentials, region).
+    pub platform_env: BTreeMap<String, String>,
+}
+
+impl Default for LambdaSettings {
+    fn default() -> Self {
+        LambdaSettings {
+            account_concurrency: 1_000,
+            min_unreserved: 100,
+            sandbox_startup_delay: Duration::from_millis(150),
+            idle_timeout: Duration::from_secs(600),
+            init_timeout: Duration::from_secs(10),
+            async_retry_base: Duration::from_secs(60),
+            throttle_requeue_base: Duration::from_secs(1),
+            throttle_requeue_max: Duration::from_secs(300),
+            binaries_dir: PathBuf::from("target/release"),
+            edge_url: String::new(),
+            platform_env: BTreeMap::new(),
+        }
+    }
+}
+
+/// Where failed async events go: the stack wires this to its SQS service.
+pub trait DeadLetterSink: Send + Sync {
+    /// Sends `body` with string/number attributes `(name, data type, value)` to the queue
+    /// with this logical id.
+    fn send(
+        &self,
+        queue: &str,
+        body: String,
+        attributes: Vec<(String, String, String)>,
+    ) -> Result<(), String>;
+}
+
+pub(crate) struct Function {
+    spec: Mutex<FunctionSpec>,
+    generation: AtomicU64,
+    idle: Mutex<Vec<Arc<Instance>>>,
+    async_tx: mpsc::UnboundedSender<asyncq::AsyncEvent>,
+    last_modified: Mutex<String>,
+}
+
+impl Function {
+    pub(crate) fn spec(&self) -> FunctionSpec {
+        self.spec.lock().expect("spec lock").clone()
+    }
+}
+
+pub struct LambdaService {
+    settings: LambdaSettings,
+    naming: Naming,
+    functions: HashMap<String, Arc<Function>>,
+    pub concurrency: Arc<Concurrency>,
+    pub registry: Arc<Registry>,
+    pub logs: Arc<LogStore>,
+    telemetry: Arc<Telemetry>,
+    dead_letters: Arc<dyn DeadLetterSink>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl LambdaService {
+    /// Builds the service and starts its background work (async queues, schedules, the
+    /// idle reaper). Reservations from the template are validated like PutFunctionConcurrency.
+    pub fn start(
+        functions: impl IntoIterator<Item = FunctionSpec>,
+        naming: Naming,
+        settings: LambdaSettings,
+        telemetry: Arc<Telemetry>,
+        dead_letters: Arc<dyn DeadLetterSink>,
+    ) -> Result<Arc<Self>, AwsError> {
+        let concurrency = Concurrency::new(settings.account_concurrency, settings.min_unreserved);
+        let mut table = HashMap::new();
+        let mut receivers = Vec::new();
+        for spec in functions {
+            concurrency.set_reserved(&spec.name, spec.reserved_concurrency)?;
+            let (async_tx, async_rx) = mpsc::unbounded_channel();
+            receivers.push((spec.name.clone(), async_rx));
+            table.insert(
+                spec.name.clone(),
+                Arc::new(Function {
+                    spec: Mutex::new(spec),
+                    generation: AtomicU64::new(0),
+                    idle: Mutex::default(),
+                    async_tx,
+                    last_modified: Mutex::new(now_iso()),
+                }),
+            );
+        }
+        let service = Arc::new(LambdaService {
+            settings,
+            naming,
+            functions: table,
+            concurrency,
+            registry: Arc::default(),
+            logs: Arc::default(),
+            telemetry,
+            dead_letters,
+            shutdown: watch::channel(false).0,
+        });
+        for (name, rx) in receivers {
+            tokio::spawn(asyncq::dispatch(service.clone(), name, rx));
+        }
+        schedule::start_all(&service);
+        tokio::spawn(reap_idle(service.clone()));
+        tokio::spawn(sample_concurrency(service.clone()));
+        Ok(service)
+    }
+
+    /// Finds a function by name, full ARN or partial ARN (`function:name`), as Invoke does.
+    pub(crate) fn function(&self, id: &str) -> Result<(String, Arc<Function>), AwsError> {
+        let name = id.rsplit(':').next().unwrap_or(id);
+        let name = if id.contains(':') {
+            // `arn:aws:lambda:r:a:function:name[:qualifier]`: the name is after "function".
+            let parts: Vec<&str> = id.split(':').collect();
+            parts
+                .iter()
+                .position(|p| *p == "function")
+                .and_then(|i| parts.get(i + 1))
+                .copied()
+                .unwrap_or(name)
+        } else {
+            name
+        };
+        self.functions
+            .get(name)
+            .map(|f| (name.to_string(), f.clone()))
+            .ok_or_else(|| {
+                AwsError::new(
+                    404,
+                    "ResourceNotFoundException",
+                    format!(
+                        "Function not found: arn:aws:lambda:{}:{}:function:{name}",
+                        self.naming.region, self.naming.account_id
+                    ),
+                )
+                .with_field("Type", "User")
+            })
+    }
+
+    /// The physical name of the function with this logical id.
+    pub fn logical_to_name(&self, logical_id: &str) -> Option<String> {
+        self.functions
+            .iter()
+            .find(|(_, f)| f.spec.lock().expect("spec lock").logical_id == logical_id)
+            .map(|(name, _)| name.clone())
+    }
+
+    pub fn function_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.functions.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Synchronous invoke (RequestResponse): throttles come back as 429 errors.
+    pub async fn invoke(&self, function: &str, payload: Bytes) -> Result<InvokeResult, AwsError> {
+        let (name, f) = self.function(function)?;
+        if payload.len() > 6 * 1024 * 1024 {
+            return Err(AwsError::new(
+                413,
+                "RequestTooLargeException",
+                format!(
+                    "Request must be smaller than 6291456 bytes for the InvokeFunction operation; it was {}",
+                    payload.len()
+                ),
+            ));
+        }
+        let slot = match self.concurrency.try_acquire(&name) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                self.telemetry.function(&name, |m| m.throttles += 1);
+                return Err(reason.to_error());
+            }
+        };
+        let result = self.execute(&name, &f, payload).await;
+        drop(slot);
+        self.note_concurrency(&name);
+        Ok(result)
+    }
+
+    /// Asynchronous invoke (Event): queued, 202.
+    pub fn invoke_async(&self, function: &str, payload: Bytes) -> Result<String, AwsError> {
+        let (name, f) = self.function(function)?;
+        if payload.len() > 1024 * 1024 {
+            return Err(AwsError::new(
+                413,
+                "RequestTooLargeException",
+                format!(
+                    "Request must be smaller than 1048576 bytes for the InvokeAsync operation; it was {}",
+                    payload.len()
+                ),
+            ));
+        }
+        let event = asyncq::AsyncEvent::new(payload);
+        let request_id = event.request_id.clone();
+        self.telemetry.function(&name, |m| m.async_enqueued += 1);
+        f.async_tx
+            .send(event)
+            .map_err(|_| AwsError::new(500, "ServiceException", "the async queue is closed"))?;
+        Ok(request_id)
+    }
+
+    fn note_concurrency(&self, name: &str) {
+        let running = self.concurrency.running(name);
+        self.telemetry.function(name, |m| {
+            m.concurrent_executions = running;
+            m.max_concurrent_executions = m.max_concurrent_executions.max(running);
+        });
+    }
+
+    /// Stops background work and kills every instance, waiting for them to exit.
+    pub async fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        let all = self.registry.all();
+        for i in &all {
+            i.terminate(&self.registry);
+        }
+        for i in &all {
+            i.wait_exit(Duration::from_secs(5)).await;
+        }
+        for f in self.functions.values() {
+            f.idle.lock().expect("idle lock").clear();
+        }
+    }
+
+    pub fn settings(&self) -> &LambdaSettings {
+        &self.settings
+    }
+
+    pub fn naming(&self) -> &Naming {
+        &self.naming
+    }
+}
+
+/// Kills instances idle longer than the idle timeout.
+async fn reap_idle(service: Arc<LambdaService>) {
+    let mut shutdown = service.shutdown.subscribe();
+    let period = (service.settings.idle_timeout / 10)
+        .clamp(Duration::from_millis(50), Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shutdown.changed() => return,
+        }
+        for f in service.functions.values() {
+            let expired: Vec<Arc<Instance>> = {
+                let mut idle = f.idle.lock().expect("idle lock");
+                let (old, keep) = idle
+                    .drain(..)
+                    .partition(|i| i.idle_for() >= service.settings.idle_timeout || !i.is_alive());
+                *idle = keep;
+                old
+            };
+            for i in expired {
+                tracing::debug!(function = %i.function, instance = %i.id, "reaping idle instance");
+                i.terminate(&service.registry);
+            }
+        }
+    }
+}
+
+/// One concurrency sample a second for the telemetry series.
+async fn sample_concurrency(service: Arc<LambdaService>) {
+    let mut shutdown = service.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => service.telemetry.sample(),
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+pub(crate) fn now_iso() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+        .to_string()
+}
+
+pub(crate) fn generation(f: &Function) -> u64 {
+    f.generation.load(Ordering::SeqCst)
+}
