@@ -3,5 +3,6 @@
 pub mod edge;
 pub mod error;
 pub mod model;
+pub mod sqs;
 
 pub use error::{LocalError, Result};
