@@ -5,6 +5,7 @@ pub mod error;
 pub mod gateway;
 pub mod lambda;
 pub mod model;
+pub mod sqs;
 pub mod telemetry;
 
 pub use error::{LocalError, Result};
