@@ -1,6 +1,176 @@
 //! The edge: one loopback endpoint for every AWS-shaped API, routed by path and
-//! `X-Amz-Target` as the SDKs address services.
+//! `X-Amz-Target` as the SDKs address services. SigV4 `Authorization` headers are
+//! required (as AWS requires them) but not verified.
 
 pub mod aws_error;
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
 pub use aws_error::AwsError;
+
+use crate::gateway::Gateway;
+use crate::lambda::LambdaService;
+use crate::sqs::SqsService;
+use crate::telemetry::Telemetry;
+
+pub struct Edge {
+    pub lambda: Arc<LambdaService>,
+    pub gateway: Arc<Gateway>,
+    pub sqs: Arc<SqsService>,
+    pub telemetry: Arc<Telemetry>,
+    /// DynamoDB Local, where DynamoDB calls to the edge are forwarded.
+    pub dynamodb_endpoint: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Edge {
+    pub fn new(
+        lambda: Arc<LambdaService>,
+        gateway: Arc<Gateway>,
+        sqs: Arc<SqsService>,
+        telemetry: Arc<Telemetry>,
+        dynamodb_endpoint: String,
+    ) -> Arc<Self> {
+        Arc::new(Edge {
+            lambda,
+            gateway,
+            sqs,
+            telemetry,
+            dynamodb_endpoint,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .merge(crate::lambda::api::router(self.lambda.clone()))
+            .merge(crate::lambda::runtime_api::router(self.lambda.clone()))
+            .merge(crate::gateway::connections::router(self.gateway.clone()))
+            .merge(crate::gateway::stages::router(self.gateway.clone()))
+            .merge(
+                Router::new()
+                    .route("/", post(rpc))
+                    .route("/_dynamowave/telemetry", get(telemetry))
+                    .with_state(self.clone()),
+            )
+            .fallback(unknown)
+            .layer(middleware::from_fn(require_sigv4))
+    }
+
+    /// Telemetry with each queue's depth.
+    pub fn snapshot(&self) -> crate::telemetry::Snapshot {
+        let queues = self
+            .sqs
+            .queue_names()
+            .into_iter()
+            .filter_map(|q| {
+                let d = self.sqs.depth(&q)?;
+                Some((
+                    q,
+                    serde_json::json!({"visible": d.visible, "inFlight": d.in_flight, "delayed": d.delayed}),
+                ))
+            })
+            .collect();
+        self.telemetry.snapshot(queues)
+    }
+}
+
+/// AWS refuses unsigned calls; the Runtime API and our own endpoints need no signature.
+async fn require_sigv4(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let exempt = path.starts_with("/.rt/") || path.starts_with("/_dynamowave/");
+    let signed = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256"));
+    if exempt || signed {
+        next.run(request).await
+    } else {
+        AwsError::new(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
+            .into_response()
+    }
+}
+
+/// `POST /` RPC-style protocols, dispatched on `X-Amz-Target`.
+async fn rpc(State(edge): State<Arc<Edge>>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if let Some(op) = target.strip_prefix("AmazonSQS.") {
+        return edge.sqs.handle_http(op, &body).await;
+    }
+    if target.starts_with("DynamoDB_20120810.") {
+        return forward(&edge, headers, body).await;
+    }
+    if target == "Logs_20140328.FilterLogEvents" {
+        let request: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return AwsError::new(400, "SerializationException", format!("the request body is not JSON: {e}"))
+                    .into_response();
+            }
+        };
+        return match edge.lambda.logs.filter_log_events(&request) {
+            Ok(v) => ([("content-type", "application/x-amz-json-1.1")], v.to_string()).into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
+    AwsError::new(
+        400,
+        "UnknownOperationException",
+        format!(
+            "the local stack does not serve X-Amz-Target {target:?} (it serves AmazonSQS.*, DynamoDB_20120810.*, Logs_20140328.FilterLogEvents)"
+        ),
+    )
+    .into_response()
+}
+
+/// DynamoDB calls to the edge go to DynamoDB Local unchanged.
+async fn forward(edge: &Edge, headers: HeaderMap, body: Bytes) -> Response {
+    let mut request = axum::http::Request::post(format!("{}/", edge.dynamodb_endpoint));
+    for (k, v) in headers.iter().filter(|(k, _)| *k != "host" && *k != "content-length") {
+        request = request.header(k, v);
+    }
+    let Ok(request) = request.body(Full::new(body)) else {
+        return AwsError::new(500, "InternalServerError", "could not build the forwarded request").into_response();
+    };
+    match edge.http.request(request).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            match body.collect().await {
+                Ok(b) => Response::from_parts(parts, Body::from(b.to_bytes())),
+                Err(e) => AwsError::new(502, "InternalServerError", format!("DynamoDB Local: {e}")).into_response(),
+            }
+        }
+        Err(e) => AwsError::new(503, "ServiceUnavailable", format!("DynamoDB Local is not reachable: {e}")).into_response(),
+    }
+}
+
+async fn telemetry(State(edge): State<Arc<Edge>>) -> Response {
+    axum::Json(edge.snapshot()).into_response()
+}
+
+async fn unknown(method: Method, uri: Uri) -> Response {
+    AwsError::new(
+        404,
+        "UnknownOperationException",
+        format!("the local stack has no API at {method} {}", uri.path()),
+    )
+    .into_response()
+}

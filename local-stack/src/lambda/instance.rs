@@ -353,7 +353,7 @@ impl Instance {
 }
 
 /// The child gets SIGKILL if the stack's process dies, so no function outlives it.
-fn die_with_parent(cmd: &mut Command) {
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     // SAFETY: prctl is async-signal-safe and only changes this child's parent-death signal.
     unsafe {
         cmd.pre_exec(|| {

@@ -1,0 +1,77 @@
+//! Command-line interface (clap derive). `main` parses and calls [`run`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::HarnessError;
+
+#[derive(Debug, Parser)]
+#[command(name = "dynamowave", version, about = "Prove a serverless WebSocket chat meets its SLOs")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The local stack: an offline, AWS-compatible home for the chat.
+    #[command(subcommand)]
+    Local(LocalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Start the stack from template.yaml and run until SIGINT/SIGTERM. The first line on
+    /// stdout is a JSON object with websocket_url, endpoint_url and region; logs go to stderr.
+    Up(UpArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UpArgs {
+    /// The SAM template to run.
+    #[arg(long, default_value = "template.yaml")]
+    pub template: PathBuf,
+    /// Folder with the functions' release binaries [default: next to this executable,
+    /// else ./target/release].
+    #[arg(long)]
+    pub binaries: Option<PathBuf>,
+    /// Template parameters, as `sam deploy --parameter-overrides`: KEY=VALUE (repeatable).
+    #[arg(long = "parameter-overrides", value_name = "KEY=VALUE", num_args = 1..)]
+    pub parameter_overrides: Vec<String>,
+    #[arg(long, default_value = "dynamowave")]
+    pub stack_name: String,
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Edge port (every AWS API); 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub edge_port: u16,
+    /// WebSocket port; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub websocket_port: u16,
+    /// Simulated sandbox start-up added to each cold start, in ms.
+    #[arg(long, default_value_t = 150)]
+    pub sandbox_delay_ms: u64,
+    /// Idle function instances are reaped after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub idle_instance_secs: u64,
+    /// Base wait of Lambda's async retries after function errors, in ms (AWS: 60000).
+    #[arg(long, default_value_t = 60_000)]
+    pub async_retry_base_ms: u64,
+    /// Account concurrency limit.
+    #[arg(long, default_value_t = 1_000)]
+    pub account_concurrency: u32,
+    /// Simulated latency of each @connections call, in ms.
+    #[arg(long, default_value_t = 10)]
+    pub connections_latency_ms: u64,
+    /// WebSocket idle timeout in seconds (AWS: 600).
+    #[arg(long, default_value_t = 600)]
+    pub idle_timeout_secs: u64,
+}
+
+/// Runs a parsed command; returns the process exit code.
+pub async fn run(cli: Cli) -> Result<i32, HarnessError> {
+    match cli.command {
+        Command::Local(LocalCommand::Up(args)) => crate::local::up(args).await,
+    }
+}

@@ -1,0 +1,246 @@
+//! The whole local stack, started in-process: template → DynamoDB Local with its tables,
+//! SQS, Lambda (the release binaries), API Gateway, one edge endpoint. `local up` and the
+//! harness both start it through `start`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::dynamodb::DynamoDbLocal;
+use crate::edge::Edge;
+use crate::error::{LocalError, Result};
+use crate::gateway::{Gateway, GatewaySettings};
+use crate::lambda::{DeadLetterSink, LambdaService, LambdaSettings};
+use crate::model::{Naming, StackModel};
+use crate::sqs::{MessageAttribute, SqsService};
+use crate::telemetry::Telemetry;
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub template: PathBuf,
+    pub parameter_overrides: BTreeMap<String, String>,
+    /// Where the functions' release binaries are (`target/release`).
+    pub binaries_dir: PathBuf,
+    pub stack_name: String,
+    pub region: String,
+    pub lambda: LambdaSettings,
+    pub gateway: GatewaySettings,
+    /// 0 = any free port.
+    pub edge_port: u16,
+    pub websocket_port: u16,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            template: PathBuf::from("template.yaml"),
+            parameter_overrides: BTreeMap::new(),
+            binaries_dir: PathBuf::from("target/release"),
+            stack_name: "dynamowave".into(),
+            region: "us-east-1".into(),
+            lambda: LambdaSettings::default(),
+            gateway: GatewaySettings::default(),
+            edge_port: 0,
+            websocket_port: 0,
+        }
+    }
+}
+
+/// What clients need to reach the stack; `local up` prints it as its first line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoints {
+    /// `ws://127.0.0.1:PORT/{stage}` of the first WebSocket API's first stage.
+    pub websocket_url: String,
+    /// The edge: every AWS API (AWS_ENDPOINT_URL).
+    pub endpoint_url: String,
+    pub region: String,
+    pub dynamodb_endpoint: String,
+    pub stage: String,
+    pub api_id: String,
+    /// Logical id -> physical name.
+    pub functions: BTreeMap<String, String>,
+    pub tables: BTreeMap<String, String>,
+    /// Logical id -> queue URL.
+    pub queues: BTreeMap<String, String>,
+    pub outputs: BTreeMap<String, String>,
+}
+
+pub struct RunningStack {
+    pub endpoints: Endpoints,
+    pub model: StackModel,
+    pub edge: Arc<Edge>,
+    dynamodb: Option<DynamoDbLocal>,
+    stop: watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Sends the Lambda service's dead letters to our SQS queues (by logical id).
+struct QueueSink {
+    sqs: Arc<SqsService>,
+    names: BTreeMap<String, String>,
+}
+
+impl DeadLetterSink for QueueSink {
+    fn send(&self, queue: &str, body: String, attributes: Vec<(String, String, String)>) -> std::result::Result<(), String> {
+        let name = self.names.get(queue).map(String::as_str).unwrap_or(queue);
+        let attributes = attributes
+            .into_iter()
+            .map(|(k, kind, v)| {
+                let a = if kind == "Number" { MessageAttribute::number(v) } else { MessageAttribute::string(v) };
+                (k, a)
+            })
+            .collect();
+        self.sqs.send_internal(name, body, attributes).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+pub async fn start(options: StackOptions) -> Result<RunningStack> {
+    let edge_listener = bind(options.edge_port).await?;
+    let ws_listener = bind(options.websocket_port).await?;
+    let edge_url = format!("http://{}", edge_listener.local_addr().map_err(|e| LocalError::io("edge address", e))?);
+    let ws_base = format!("ws://{}", ws_listener.local_addr().map_err(|e| LocalError::io("websocket address", e))?);
+    let naming = Naming {
+        stack_name: options.stack_name.clone(),
+        region: options.region.clone(),
+        account_id: "000000000000".into(),
+        edge_url: edge_url.clone(),
+        websocket_url: ws_base.clone(),
+    };
+    let model = crate::template::load(&options.template, &naming, &options.parameter_overrides)?;
+    check_binaries(&model, &options.binaries_dir)?;
+
+    let dynamodb = DynamoDbLocal::start().await?;
+    let tables: Vec<_> = model.tables.values().cloned().collect();
+    if let Err(e) = dynamodb.create_tables(&tables).await {
+        dynamodb.stop().await;
+        return Err(e);
+    }
+    let telemetry = Arc::new(Telemetry::default());
+    let sqs = Arc::new(SqsService::with_naming(&naming, model.queues.values().cloned()));
+    let sink = Arc::new(QueueSink {
+        sqs: sqs.clone(),
+        names: model.queues.iter().map(|(k, q)| (k.clone(), q.name.clone())).collect(),
+    });
+    let mut lambda_settings = options.lambda.clone();
+    lambda_settings.binaries_dir = options.binaries_dir.clone();
+    lambda_settings.edge_url = edge_url.clone();
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", edge_url.as_str()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+    ] {
+        lambda_settings.platform_env.entry(k.to_string()).or_insert_with(|| v.to_string());
+    }
+    let lambda = match LambdaService::start(model.functions.values().cloned(), naming.clone(), lambda_settings, telemetry.clone(), sink) {
+        Ok(l) => l,
+        Err(e) => {
+            dynamodb.stop().await;
+            return Err(LocalError::template("Resources (reserved concurrency)", e.message));
+        }
+    };
+    let gateway = Gateway::new(
+        model.websocket_apis.values().cloned(),
+        naming.clone(),
+        options.gateway.clone(),
+        lambda.clone(),
+        telemetry.clone(),
+    );
+    let edge = Edge::new(lambda, gateway.clone(), sqs, telemetry, dynamodb.endpoint.clone());
+    let (stop, _) = watch::channel(false);
+    let servers = vec![
+        serve(edge_listener, edge.router(), stop.subscribe()),
+        serve(ws_listener, crate::gateway::websocket::router(gateway), stop.subscribe()),
+    ];
+    let endpoints = endpoints(&model, &ws_base, &edge_url, &dynamodb.endpoint);
+    tracing::info!(edge = %edge_url, websocket = %endpoints.websocket_url, "local stack up");
+    Ok(RunningStack {
+        endpoints,
+        model,
+        edge,
+        dynamodb: Some(dynamodb),
+        stop,
+        servers,
+    })
+}
+
+impl RunningStack {
+    /// Closes every WebSocket, kills every function instance and DynamoDB Local, and
+    /// stops the servers. Nothing is left running.
+    pub async fn shutdown(mut self) {
+        self.edge.gateway.close_all();
+        // Give the $disconnect calls of closing sockets a moment before functions go away.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        self.stop.send_replace(true);
+        self.edge.lambda.shutdown().await;
+        for s in self.servers.drain(..) {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s).await;
+        }
+        if let Some(d) = self.dynamodb.take() {
+            d.stop().await;
+        }
+    }
+}
+
+async fn bind(port: u16) -> Result<TcpListener> {
+    TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| LocalError::io(format!("binding 127.0.0.1:{port}"), e))
+}
+
+fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+    })
+}
+
+/// Every function's binary must exist before anything starts.
+fn check_binaries(model: &StackModel, dir: &std::path::Path) -> Result<()> {
+    let missing: Vec<String> = model
+        .functions
+        .values()
+        .filter(|f| !dir.join(&f.binary).is_file())
+        .map(|f| format!("{} ({})", f.binary, f.logical_id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(LocalError::MissingBinary {
+        message: format!(
+            "release binaries missing from {}: {}; build them with `cargo build --release -p dynamowave-chat`",
+            dir.display(),
+            missing.join(", ")
+        ),
+    })
+}
+
+fn endpoints(model: &StackModel, ws_base: &str, edge_url: &str, dynamodb: &str) -> Endpoints {
+    let (api_id, stage) = model
+        .websocket_apis
+        .values()
+        .next()
+        .map(|a| (a.api_id.clone(), a.stages.keys().next().cloned().unwrap_or_default()))
+        .unwrap_or_default();
+    Endpoints {
+        websocket_url: format!("{ws_base}/{stage}"),
+        endpoint_url: edge_url.to_string(),
+        region: model.naming.region.clone(),
+        dynamodb_endpoint: dynamodb.to_string(),
+        stage,
+        api_id,
+        functions: model.functions.iter().map(|(k, f)| (k.clone(), f.name.clone())).collect(),
+        tables: model.tables.iter().map(|(k, t)| (k.clone(), t.name.clone())).collect(),
+        queues: model.queues.iter().map(|(k, q)| (k.clone(), q.url.clone())).collect(),
+        outputs: model.outputs.clone(),
+    }
+}
