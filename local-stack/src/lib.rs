@@ -3,5 +3,6 @@
 pub mod edge;
 pub mod error;
 pub mod model;
+pub mod template;
 
 pub use error::{LocalError, Result};
