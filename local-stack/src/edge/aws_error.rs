@@ -42,7 +42,13 @@ impl AwsError {
 
 impl std::fmt::Display for AwsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -59,7 +65,11 @@ impl IntoResponse for AwsError {
         if let Ok(v) = HeaderValue::from_str(&self.code) {
             headers.insert("x-amzn-errortype", v);
         }
-        if let Some(q) = self.query_error.as_deref().and_then(|q| HeaderValue::from_str(q).ok()) {
+        if let Some(q) = self
+            .query_error
+            .as_deref()
+            .and_then(|q| HeaderValue::from_str(q).ok())
+        {
             headers.insert("x-amzn-query-error", q);
         }
         if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
