@@ -7,6 +7,8 @@ pub mod gateway;
 pub mod lambda;
 pub mod model;
 pub mod sqs;
+pub mod stack;
 pub mod telemetry;
+pub mod template;
 
 pub use error::{LocalError, Result};
