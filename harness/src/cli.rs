@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::error::HarnessError;
 
 #[derive(Debug, Parser)]
-#[command(name = "dynamowave", version, about = "Prove a serverless WebSocket chat meets its SLOs")]
+#[command(
+    name = "dynamowave",
+    version,
+    about = "Prove a serverless WebSocket chat meets its SLOs"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -53,7 +53,10 @@ pub async fn up(args: UpArgs) -> Result<i32, HarnessError> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|_| out.flush())
-        .map_err(|e| HarnessError::Io { context: "writing to stdout".into(), source: e })?;
+        .map_err(|e| HarnessError::Io {
+            context: "writing to stdout".into(),
+            source: e,
+        })?;
     drop(out);
     wait_for_signal().await;
     tracing::info!("stopping the local stack");

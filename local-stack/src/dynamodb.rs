@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use tokio::process::{Child, Command};
@@ -53,7 +53,9 @@ pub fn jar_dir() -> Result<PathBuf> {
 
 fn java() -> PathBuf {
     match std::env::var("JAVA_HOME") {
-        Ok(home) if PathBuf::from(&home).join("bin/java").is_file() => PathBuf::from(home).join("bin/java"),
+        Ok(home) if PathBuf::from(&home).join("bin/java").is_file() => {
+            PathBuf::from(home).join("bin/java")
+        }
         _ => PathBuf::from("java"),
     }
 }
@@ -76,15 +78,18 @@ impl DynamoDbLocal {
                 .map_err(|e| LocalError::io("finding a free port", e))?
                 .port();
             let mut cmd = Command::new(java());
-            cmd.arg(format!("-Djava.library.path={}", dir.join("DynamoDBLocal_lib").display()))
-                .args(["-Xmx512m", "-jar"])
-                .arg(dir.join("DynamoDBLocal.jar"))
-                .args(["-inMemory", "-sharedDb", "-port", &port.to_string()])
-                .current_dir(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true);
+            cmd.arg(format!(
+                "-Djava.library.path={}",
+                dir.join("DynamoDBLocal_lib").display()
+            ))
+            .args(["-Xmx512m", "-jar"])
+            .arg(dir.join("DynamoDBLocal.jar"))
+            .args(["-inMemory", "-sharedDb", "-port", &port.to_string()])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
             crate::lambda::instance::die_with_parent(&mut cmd);
             let mut child = cmd.spawn().map_err(|e| {
                 LocalError::DynamoDbLocal(format!(
@@ -150,7 +155,11 @@ fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local", "local", None, None, "dynamowave-local",
+            "local",
+            "local",
+            None,
+            None,
+            "dynamowave-local",
         ))
         .http_client(http)
         .endpoint_url(endpoint)
@@ -173,7 +182,10 @@ fn keys(schema: &[(String, String)]) -> Result<Vec<KeySchemaElement>> {
 
 async fn create_table(client: &aws_sdk_dynamodb::Client, t: &TableSpec) -> Result<()> {
     let fail = |what: &str, e: String| {
-        LocalError::DynamoDbLocal(format!("{what} for table {} ({}): {e}", t.logical_id, t.name))
+        LocalError::DynamoDbLocal(format!(
+            "{what} for table {} ({}): {e}",
+            t.logical_id, t.name
+        ))
     };
     let mut req = client
         .create_table()
@@ -201,7 +213,8 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, t: &TableSpec) -> Resul
         );
     }
     for g in &t.global_secondary_indexes {
-        let mut projection = Projection::builder().projection_type(ProjectionType::from(g.projection_type.as_str()));
+        let mut projection =
+            Projection::builder().projection_type(ProjectionType::from(g.projection_type.as_str()));
         for a in &g.non_key_attributes {
             projection = projection.non_key_attributes(a);
         }
@@ -218,11 +231,18 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, t: &TableSpec) -> Resul
                     .map_err(|e| fail("ProvisionedThroughput", e.to_string()))?,
             );
         }
-        req = req.global_secondary_indexes(index.build().map_err(|e| fail("GlobalSecondaryIndex", e.to_string()))?);
+        req = req.global_secondary_indexes(
+            index
+                .build()
+                .map_err(|e| fail("GlobalSecondaryIndex", e.to_string()))?,
+        );
     }
-    req.send()
-        .await
-        .map_err(|e| fail("CreateTable", aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+    req.send().await.map_err(|e| {
+        fail(
+            "CreateTable",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+        )
+    })?;
     if let Some(attr) = &t.ttl_attribute {
         client
             .update_time_to_live()
@@ -236,7 +256,12 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, t: &TableSpec) -> Resul
             )
             .send()
             .await
-            .map_err(|e| fail("UpdateTimeToLive", aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| {
+                fail(
+                    "UpdateTimeToLive",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+                )
+            })?;
     }
     Ok(())
 }

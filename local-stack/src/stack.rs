@@ -86,24 +86,46 @@ struct QueueSink {
 }
 
 impl DeadLetterSink for QueueSink {
-    fn send(&self, queue: &str, body: String, attributes: Vec<(String, String, String)>) -> std::result::Result<(), String> {
+    fn send(
+        &self,
+        queue: &str,
+        body: String,
+        attributes: Vec<(String, String, String)>,
+    ) -> std::result::Result<(), String> {
         let name = self.names.get(queue).map(String::as_str).unwrap_or(queue);
         let attributes = attributes
             .into_iter()
             .map(|(k, kind, v)| {
-                let a = if kind == "Number" { MessageAttribute::number(v) } else { MessageAttribute::string(v) };
+                let a = if kind == "Number" {
+                    MessageAttribute::number(v)
+                } else {
+                    MessageAttribute::string(v)
+                };
                 (k, a)
             })
             .collect();
-        self.sqs.send_internal(name, body, attributes).map(|_| ()).map_err(|e| e.to_string())
+        self.sqs
+            .send_internal(name, body, attributes)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
 pub async fn start(options: StackOptions) -> Result<RunningStack> {
     let edge_listener = bind(options.edge_port).await?;
     let ws_listener = bind(options.websocket_port).await?;
-    let edge_url = format!("http://{}", edge_listener.local_addr().map_err(|e| LocalError::io("edge address", e))?);
-    let ws_base = format!("ws://{}", ws_listener.local_addr().map_err(|e| LocalError::io("websocket address", e))?);
+    let edge_url = format!(
+        "http://{}",
+        edge_listener
+            .local_addr()
+            .map_err(|e| LocalError::io("edge address", e))?
+    );
+    let ws_base = format!(
+        "ws://{}",
+        ws_listener
+            .local_addr()
+            .map_err(|e| LocalError::io("websocket address", e))?
+    );
     let naming = Naming {
         stack_name: options.stack_name.clone(),
         region: options.region.clone(),
@@ -121,10 +143,17 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         return Err(e);
     }
     let telemetry = Arc::new(Telemetry::default());
-    let sqs = Arc::new(SqsService::with_naming(&naming, model.queues.values().cloned()));
+    let sqs = Arc::new(SqsService::with_naming(
+        &naming,
+        model.queues.values().cloned(),
+    ));
     let sink = Arc::new(QueueSink {
         sqs: sqs.clone(),
-        names: model.queues.iter().map(|(k, q)| (k.clone(), q.name.clone())).collect(),
+        names: model
+            .queues
+            .iter()
+            .map(|(k, q)| (k.clone(), q.name.clone()))
+            .collect(),
     });
     let mut lambda_settings = options.lambda.clone();
     lambda_settings.binaries_dir = options.binaries_dir.clone();
@@ -135,13 +164,25 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         ("AWS_ACCESS_KEY_ID", "local"),
         ("AWS_SECRET_ACCESS_KEY", "local"),
     ] {
-        lambda_settings.platform_env.entry(k.to_string()).or_insert_with(|| v.to_string());
+        lambda_settings
+            .platform_env
+            .entry(k.to_string())
+            .or_insert_with(|| v.to_string());
     }
-    let lambda = match LambdaService::start(model.functions.values().cloned(), naming.clone(), lambda_settings, telemetry.clone(), sink) {
+    let lambda = match LambdaService::start(
+        model.functions.values().cloned(),
+        naming.clone(),
+        lambda_settings,
+        telemetry.clone(),
+        sink,
+    ) {
         Ok(l) => l,
         Err(e) => {
             dynamodb.stop().await;
-            return Err(LocalError::template("Resources (reserved concurrency)", e.message));
+            return Err(LocalError::template(
+                "Resources (reserved concurrency)",
+                e.message,
+            ));
         }
     };
     let gateway = Gateway::new(
@@ -151,11 +192,21 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         lambda.clone(),
         telemetry.clone(),
     );
-    let edge = Edge::new(lambda, gateway.clone(), sqs, telemetry, dynamodb.endpoint.clone());
+    let edge = Edge::new(
+        lambda,
+        gateway.clone(),
+        sqs,
+        telemetry,
+        dynamodb.endpoint.clone(),
+    );
     let (stop, _) = watch::channel(false);
     let servers = vec![
         serve(edge_listener, edge.router(), stop.subscribe()),
-        serve(ws_listener, crate::gateway::websocket::router(gateway), stop.subscribe()),
+        serve(
+            ws_listener,
+            crate::gateway::websocket::router(gateway),
+            stop.subscribe(),
+        ),
     ];
     let endpoints = endpoints(&model, &ws_base, &edge_url, &dynamodb.endpoint);
     tracing::info!(edge = %edge_url, websocket = %endpoints.websocket_url, "local stack up");
@@ -193,7 +244,11 @@ async fn bind(port: u16) -> Result<TcpListener> {
         .map_err(|e| LocalError::io(format!("binding 127.0.0.1:{port}"), e))
 }
 
-fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let app = router.into_make_service_with_connect_info::<SocketAddr>();
         let _ = axum::serve(listener, app)
@@ -229,7 +284,12 @@ fn endpoints(model: &StackModel, ws_base: &str, edge_url: &str, dynamodb: &str) 
         .websocket_apis
         .values()
         .next()
-        .map(|a| (a.api_id.clone(), a.stages.keys().next().cloned().unwrap_or_default()))
+        .map(|a| {
+            (
+                a.api_id.clone(),
+                a.stages.keys().next().cloned().unwrap_or_default(),
+            )
+        })
         .unwrap_or_default();
     Endpoints {
         websocket_url: format!("{ws_base}/{stage}"),
@@ -238,9 +298,21 @@ fn endpoints(model: &StackModel, ws_base: &str, edge_url: &str, dynamodb: &str) 
         dynamodb_endpoint: dynamodb.to_string(),
         stage,
         api_id,
-        functions: model.functions.iter().map(|(k, f)| (k.clone(), f.name.clone())).collect(),
-        tables: model.tables.iter().map(|(k, t)| (k.clone(), t.name.clone())).collect(),
-        queues: model.queues.iter().map(|(k, q)| (k.clone(), q.url.clone())).collect(),
+        functions: model
+            .functions
+            .iter()
+            .map(|(k, f)| (k.clone(), f.name.clone()))
+            .collect(),
+        tables: model
+            .tables
+            .iter()
+            .map(|(k, t)| (k.clone(), t.name.clone()))
+            .collect(),
+        queues: model
+            .queues
+            .iter()
+            .map(|(k, q)| (k.clone(), q.url.clone()))
+            .collect(),
         outputs: model.outputs.clone(),
     }
 }

@@ -100,8 +100,12 @@ async fn require_sigv4(request: Request, next: Next) -> Response {
     if exempt || signed {
         next.run(request).await
     } else {
-        AwsError::new(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
-            .into_response()
+        AwsError::new(
+            403,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        )
+        .into_response()
     }
 }
 
@@ -122,12 +126,20 @@ async fn rpc(State(edge): State<Arc<Edge>>, headers: HeaderMap, body: Bytes) -> 
         let request: Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(e) => {
-                return AwsError::new(400, "SerializationException", format!("the request body is not JSON: {e}"))
-                    .into_response();
+                return AwsError::new(
+                    400,
+                    "SerializationException",
+                    format!("the request body is not JSON: {e}"),
+                )
+                .into_response();
             }
         };
         return match edge.lambda.logs.filter_log_events(&request) {
-            Ok(v) => ([("content-type", "application/x-amz-json-1.1")], v.to_string()).into_response(),
+            Ok(v) => (
+                [("content-type", "application/x-amz-json-1.1")],
+                v.to_string(),
+            )
+                .into_response(),
             Err(e) => e.into_response(),
         };
     }
@@ -144,21 +156,35 @@ async fn rpc(State(edge): State<Arc<Edge>>, headers: HeaderMap, body: Bytes) -> 
 /// DynamoDB calls to the edge go to DynamoDB Local unchanged.
 async fn forward(edge: &Edge, headers: HeaderMap, body: Bytes) -> Response {
     let mut request = axum::http::Request::post(format!("{}/", edge.dynamodb_endpoint));
-    for (k, v) in headers.iter().filter(|(k, _)| *k != "host" && *k != "content-length") {
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, _)| *k != "host" && *k != "content-length")
+    {
         request = request.header(k, v);
     }
     let Ok(request) = request.body(Full::new(body)) else {
-        return AwsError::new(500, "InternalServerError", "could not build the forwarded request").into_response();
+        return AwsError::new(
+            500,
+            "InternalServerError",
+            "could not build the forwarded request",
+        )
+        .into_response();
     };
     match edge.http.request(request).await {
         Ok(response) => {
             let (parts, body) = response.into_parts();
             match body.collect().await {
                 Ok(b) => Response::from_parts(parts, Body::from(b.to_bytes())),
-                Err(e) => AwsError::new(502, "InternalServerError", format!("DynamoDB Local: {e}")).into_response(),
+                Err(e) => AwsError::new(502, "InternalServerError", format!("DynamoDB Local: {e}"))
+                    .into_response(),
             }
         }
-        Err(e) => AwsError::new(503, "ServiceUnavailable", format!("DynamoDB Local is not reachable: {e}")).into_response(),
+        Err(e) => AwsError::new(
+            503,
+            "ServiceUnavailable",
+            format!("DynamoDB Local is not reachable: {e}"),
+        )
+        .into_response(),
     }
 }
 

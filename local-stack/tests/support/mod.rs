@@ -15,7 +15,11 @@ use tokio_tungstenite::tungstenite::Message;
 /// target/{debug,release}: where cargo put this test and the reference binaries.
 pub fn binaries_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>")
+        .to_path_buf();
     assert!(
         dir.join("connect").is_file(),
         "the reference binaries are not in {}; build them first: cargo build -p dynamowave-chat (same profile as the tests)",
@@ -52,20 +56,30 @@ pub async fn sdk(stack: &RunningStack) -> SdkConfig {
         .build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("AKIDEXAMPLE", "secret", None, None, "tests"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            None,
+            "tests",
+        ))
         .endpoint_url(&stack.endpoints.endpoint_url)
         .http_client(http)
         .load()
         .await
 }
 
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub async fn connect(url: &str) -> Ws {
-    let (ws, _) = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(url))
-        .await
-        .expect("handshake in time")
-        .expect("handshake accepted");
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("handshake accepted");
     ws
 }
 
@@ -84,7 +98,9 @@ pub async fn next_json(ws: &mut Ws, secs: u64) -> Value {
 }
 
 pub async fn send_json(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.expect("send");
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .expect("send");
 }
 
 /// Asks the chat who we are (the $default route's whoami).
