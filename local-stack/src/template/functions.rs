@@ -151,7 +151,10 @@ fn on_failure(eval: &Eval, invoke: &Props) -> Result<Option<String>> {
 /// The logical id of the created queue whose ARN is `arn`.
 fn queue_by_arn(eval: &Eval, arn: &str, at: &str) -> Result<String> {
     for (id, decl) in &eval.resources {
-        if decl.ty == QUEUE && used(eval, id, at)? && eval.attribute_text(id, "Arn", at)? == arn {
+        if decl.ty == QUEUE
+            && eval.is_created(id, at)?
+            && eval.attribute_text(id, "Arn", at)? == arn
+        {
             return Ok(id.clone());
         }
     }
@@ -165,20 +168,13 @@ fn queue_by_arn(eval: &Eval, arn: &str, at: &str) -> Result<String> {
 pub(super) fn function_by_arn(eval: &Eval, arn: &str, at: &str) -> Result<Option<String>> {
     for (id, decl) in &eval.resources {
         if (decl.ty == FUNCTION || decl.ty == LAMBDA)
-            && used(eval, id, at)?
+            && eval.is_created(id, at)?
             && eval.attribute_text(id, "Arn", at)? == arn
         {
             return Ok(Some(id.clone()));
         }
     }
     Ok(None)
-}
-
-pub(super) fn used(eval: &Eval, id: &str, at: &str) -> Result<bool> {
-    match eval.resources.get(id).and_then(|d| d.condition.as_deref()) {
-        Some(cond) => eval.condition(cond, at),
-        None => Ok(true),
-    }
 }
 
 fn schedules(id: &str, events: &Props) -> Result<Vec<ScheduleSpec>> {
