@@ -268,3 +268,45 @@ fn parse_rate(body: &str) -> Result<Duration, String> {
         .map(Duration::from_secs)
         .ok_or_else(|| "rate is too long".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(text: &str) -> Value {
+        yaml_serde::from_str(text).expect("test YAML")
+    }
+
+    #[test]
+    fn globals_merge_like_sam() {
+        let globals = yaml("{Timeout: 10, Layers: [a], Environment: {Variables: {A: g, B: g}}}");
+        let own = yaml("{Timeout: 30, Layers: [b], Environment: {Variables: {B: f}}}");
+        let merged = merge_globals(&globals, own);
+        let expected =
+            yaml("{Timeout: 30, Layers: [a, b], Environment: {Variables: {A: g, B: f}}}");
+        assert_eq!(merged, expected);
+    }
+
+    #[test]
+    fn schedule_expressions() {
+        let rate = |e: &str| parse_schedule(e, "at").map_err(|e| e.to_string());
+        assert_eq!(
+            rate("rate(1 hour)"),
+            Ok(Schedule::Rate(Duration::from_secs(3600)))
+        );
+        assert_eq!(
+            rate("rate(15 minutes)"),
+            Ok(Schedule::Rate(Duration::from_secs(900)))
+        );
+        for (bad, why) in [
+            ("rate(2 hour)", "plural otherwise"),
+            ("rate(0 minutes)", "not a positive whole number"),
+            ("rate(5 weeks)", "unknown unit weeks"),
+            ("cron(* * * *)", "6 fields, found 4"),
+            ("every 5 minutes", "expected rate(...) or cron(...)"),
+        ] {
+            let message = rate(bad).expect_err(bad);
+            assert!(message.contains(why), "{bad}: {message}");
+        }
+    }
+}

@@ -229,7 +229,8 @@ impl<'t> Eval<'t> {
         Some(Some(Value::String(value)))
     }
 
-    /// A resource that Ref/GetAtt may use: declared, created, not from a condition.
+    /// The declared resource `id` for Ref/GetAtt (None if there is none); it must be created,
+    /// and Conditions may not reference resources at all.
     pub fn target(&self, intrinsic: &str, id: &str, at: &str) -> Result<Option<&Declared<'t>>> {
         let Some(decl) = self.resources.get(id) else {
             return Ok(None);
