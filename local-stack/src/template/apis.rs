@@ -203,3 +203,23 @@ fn throttle(p: &Props, fallback: Option<Throttle>) -> Result<Option<Throttle>> {
             .unwrap_or(ACCOUNT_BURST),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::function_arn;
+
+    #[test]
+    fn function_arn_from_integration_uri() {
+        let arn = "arn:aws:lambda:us-east-1:000000000000:function:chat-Connect";
+        let uri = format!(
+            "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations"
+        );
+        assert_eq!(function_arn(&uri), arn);
+        assert_eq!(
+            function_arn(&format!("{arn}:live")),
+            arn,
+            "qualifier dropped"
+        );
+        assert_eq!(function_arn(arn), arn);
+    }
+}

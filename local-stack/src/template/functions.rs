@@ -151,7 +151,10 @@ fn on_failure(eval: &Eval, invoke: &Props) -> Result<Option<String>> {
 /// The logical id of the created queue whose ARN is `arn`.
 fn queue_by_arn(eval: &Eval, arn: &str, at: &str) -> Result<String> {
     for (id, decl) in &eval.resources {
-        if decl.ty == QUEUE && used(eval, id, at)? && eval.attribute_text(id, "Arn", at)? == arn {
+        if decl.ty == QUEUE
+            && eval.is_created(id, at)?
+            && eval.attribute_text(id, "Arn", at)? == arn
+        {
             return Ok(id.clone());
         }
     }
@@ -165,20 +168,13 @@ fn queue_by_arn(eval: &Eval, arn: &str, at: &str) -> Result<String> {
 pub(super) fn function_by_arn(eval: &Eval, arn: &str, at: &str) -> Result<Option<String>> {
     for (id, decl) in &eval.resources {
         if (decl.ty == FUNCTION || decl.ty == LAMBDA)
-            && used(eval, id, at)?
+            && eval.is_created(id, at)?
             && eval.attribute_text(id, "Arn", at)? == arn
         {
             return Ok(Some(id.clone()));
         }
     }
     Ok(None)
-}
-
-pub(super) fn used(eval: &Eval, id: &str, at: &str) -> Result<bool> {
-    match eval.resources.get(id).and_then(|d| d.condition.as_deref()) {
-        Some(cond) => eval.condition(cond, at),
-        None => Ok(true),
-    }
 }
 
 fn schedules(id: &str, events: &Props) -> Result<Vec<ScheduleSpec>> {
@@ -271,4 +267,46 @@ fn parse_rate(body: &str) -> Result<Duration, String> {
     n.checked_mul(seconds)
         .map(Duration::from_secs)
         .ok_or_else(|| "rate is too long".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(text: &str) -> Value {
+        yaml_serde::from_str(text).expect("test YAML")
+    }
+
+    #[test]
+    fn globals_merge_like_sam() {
+        let globals = yaml("{Timeout: 10, Layers: [a], Environment: {Variables: {A: g, B: g}}}");
+        let own = yaml("{Timeout: 30, Layers: [b], Environment: {Variables: {B: f}}}");
+        let merged = merge_globals(&globals, own);
+        let expected =
+            yaml("{Timeout: 30, Layers: [a, b], Environment: {Variables: {A: g, B: f}}}");
+        assert_eq!(merged, expected);
+    }
+
+    #[test]
+    fn schedule_expressions() {
+        let rate = |e: &str| parse_schedule(e, "at").map_err(|e| e.to_string());
+        assert_eq!(
+            rate("rate(1 hour)"),
+            Ok(Schedule::Rate(Duration::from_secs(3600)))
+        );
+        assert_eq!(
+            rate("rate(15 minutes)"),
+            Ok(Schedule::Rate(Duration::from_secs(900)))
+        );
+        for (bad, why) in [
+            ("rate(2 hour)", "plural otherwise"),
+            ("rate(0 minutes)", "not a positive whole number"),
+            ("rate(5 weeks)", "unknown unit weeks"),
+            ("cron(* * * *)", "6 fields, found 4"),
+            ("every 5 minutes", "expected rate(...) or cron(...)"),
+        ] {
+            let message = rate(bad).expect_err(bad);
+            assert!(message.contains(why), "{bad}: {message}");
+        }
+    }
 }

@@ -229,7 +229,8 @@ impl<'t> Eval<'t> {
         Some(Some(Value::String(value)))
     }
 
-    /// A resource that Ref/GetAtt may use: declared, created, not from a condition.
+    /// The declared resource `id` for Ref/GetAtt (None if there is none); it must be created,
+    /// and Conditions may not reference resources at all.
     pub fn target(&self, intrinsic: &str, id: &str, at: &str) -> Result<Option<&Declared<'t>>> {
         let Some(decl) = self.resources.get(id) else {
             return Ok(None);
@@ -254,13 +255,21 @@ impl<'t> Eval<'t> {
         Ok(Some(decl))
     }
 
+    /// Whether the resource is created: it has no Condition, or its condition holds.
+    pub fn is_created(&self, id: &str, at: &str) -> Result<bool> {
+        match self.resources.get(id).and_then(|d| d.condition.as_deref()) {
+            Some(cond) => self.condition(cond, at),
+            None => Ok(true),
+        }
+    }
+
     fn get_att(&self, arg: &Value, at: &str) -> Result<Value> {
         let (id, attr) = match arg {
             Value::String(s) => s
                 .split_once('.')
                 .map(|(a, b)| (a.to_string(), b.to_string())),
-            Value::Sequence(items) if items.len() == 2 => match (&items[0], &items[1]) {
-                (Value::String(id), attr) => Some((
+            Value::Sequence(items) => match items.as_slice() {
+                [Value::String(id), attr] => Some((
                     id.clone(),
                     self.eval_text(attr, "the Fn::GetAtt attribute", at)?,
                 )),
@@ -358,68 +367,6 @@ impl<'t> Eval<'t> {
                     format!("Fn::FindInMap [{map}, {top}, {second}]: no such entry in Mappings"),
                 )
             })
-    }
-
-    /// `Fn::Sub`: `${Param}`, `${Resource}`, `${Resource.Attr}`, `${AWS::X}`, `${!Literal}`.
-    fn sub(&self, arg: &Value, at: &str) -> Result<String> {
-        let (template, vars) = match arg {
-            Value::String(s) => (s.as_str(), None),
-            Value::Sequence(items) if items.len() == 2 => match (&items[0], &items[1]) {
-                (Value::String(s), Value::Mapping(vars)) => (s.as_str(), Some(vars)),
-                _ => return Err(err(at, "Fn::Sub takes a string or [string, {variables}]")),
-            },
-            other => {
-                return Err(err(
-                    at,
-                    format!(
-                        "Fn::Sub takes a string or [string, {{variables}}], found {}",
-                        describe(other)
-                    ),
-                ));
-            }
-        };
-        let mut values = BTreeMap::new();
-        for (name, value) in vars.into_iter().flatten() {
-            let name = scalar_text(name).unwrap_or_default();
-            let text = self.eval_text(value, &format!("Fn::Sub variable {name}"), at)?;
-            values.insert(name, text);
-        }
-        let mut out = String::with_capacity(template.len());
-        let mut rest = template;
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                // An unterminated `${` is literal text.
-                out.push_str(&rest[start..]);
-                return Ok(out);
-            };
-            let inner = &after[..end];
-            match inner.strip_prefix('!') {
-                Some(literal) => out.extend(["${", literal, "}"]),
-                None => out.push_str(&self.sub_var(inner, &values, at)?),
-            }
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
-    }
-
-    fn sub_var(&self, name: &str, values: &BTreeMap<String, String>, at: &str) -> Result<String> {
-        if let Some(value) = values.get(name) {
-            return Ok(value.clone());
-        }
-        let value = match name.split_once('.') {
-            Some((id, attr)) if !name.starts_with("AWS::") => Some(self.attribute(id, attr, at)?),
-            _ => self.reference(name, at)?,
-        };
-        match value.as_ref().and_then(scalar_text) {
-            Some(text) => Ok(text),
-            None => Err(err(
-                at,
-                format!("Fn::Sub ${{{name}}}: the value is not a string"),
-            )),
-        }
     }
 }
 

@@ -12,6 +12,7 @@ mod intrinsics;
 mod params;
 mod physical;
 mod props;
+mod sub;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -220,58 +221,80 @@ fn resources_into(
         .iter()
         .filter_map(|id| Some((id, eval.resources.get(id)?)))
     {
-        if !functions::used(eval, id, &format!("Resources.{id}.Condition"))? {
+        if !eval.is_created(id, &format!("Resources.{id}.Condition"))? {
             tracing::debug!(resource = %id, "condition is false; not created");
             continue;
         }
         eval.take_deps();
-        let at = format!("Resources.{id}.Properties");
         let mut props = match decl.properties {
-            Some(p) => eval.eval(p, &at)?,
+            Some(p) => eval.eval(p, &format!("Resources.{id}.Properties"))?,
             None => None,
         };
         let mut deps = eval.take_deps();
         deps.extend(decl.depends_on.iter().cloned());
-        match decl.ty.as_str() {
-            FUNCTION => {
-                if globals.is_none() {
-                    globals = Some(function_globals(eval, top)?);
-                }
-                if let Some((global, global_deps)) = &globals {
-                    deps.extend(global_deps.iter().cloned());
-                    let own = props.unwrap_or_else(|| Value::Mapping(Mapping::new()));
-                    props = Some(functions::merge_globals(global, own));
-                }
-                let spec = functions::function(eval, id, props.as_ref(), decl.metadata)?;
-                model.functions.insert(id.clone(), spec);
+        if decl.ty == FUNCTION {
+            if globals.is_none() {
+                globals = Some(function_globals(eval, top)?);
             }
-            TABLE => {
-                let spec = data::table(eval, id, props.as_ref())?;
-                model.tables.insert(id.clone(), spec);
+            if let Some((global, global_deps)) = &globals {
+                deps.extend(global_deps.iter().cloned());
+                let own = props.unwrap_or_else(|| Value::Mapping(Mapping::new()));
+                props = Some(functions::merge_globals(global, own));
             }
-            QUEUE => {
-                let spec = data::queue(eval, id, props.as_ref())?;
-                model.queues.insert(id.clone(), spec);
-            }
-            API => {
-                if let Some(api) = apis::api(eval, id, props.as_ref())? {
-                    model.websocket_apis.insert(id.clone(), api);
-                }
-            }
-            ROUTE => pending.routes.push((id.clone(), props)),
-            INTEGRATION => {
-                pending.integrations.insert(id.clone(), props);
-            }
-            STAGE => pending.stages.push((id.clone(), props)),
-            ty if ty.starts_with("AWS::Serverless::") => {
-                tracing::warn!(resource = %id, r#type = ty, "SAM resource type not modelled; ignored");
-            }
-            _ => {}
         }
+        model_resource(eval, id, decl, props, model, &mut pending)?;
         graph.insert(id.clone(), deps);
     }
     apis::attach(eval, &mut model.websocket_apis, &pending)?;
     Ok(graph)
+}
+
+/// Adds one resolved resource to the model (routes, integrations and stages wait in
+/// `pending` until every API is known); other types only needed evaluating.
+fn model_resource(
+    eval: &Eval,
+    id: &str,
+    decl: &Declared,
+    props: Option<Value>,
+    model: &mut StackModel,
+    pending: &mut apis::Pending,
+) -> Result<()> {
+    let key = id.to_string();
+    match decl.ty.as_str() {
+        FUNCTION => {
+            let spec = functions::function(eval, id, props.as_ref(), decl.metadata)?;
+            model.functions.insert(key, spec);
+        }
+        TABLE => {
+            model
+                .tables
+                .insert(key, data::table(eval, id, props.as_ref())?);
+        }
+        QUEUE => {
+            model
+                .queues
+                .insert(key, data::queue(eval, id, props.as_ref())?);
+        }
+        API => {
+            if let Some(api) = apis::api(eval, id, props.as_ref())? {
+                model.websocket_apis.insert(key, api);
+            }
+        }
+        ROUTE => pending.routes.push((key, props)),
+        INTEGRATION => {
+            pending.integrations.insert(key, props);
+        }
+        STAGE => pending.stages.push((key, props)),
+        ty if ty.starts_with("AWS::Serverless::") => {
+            tracing::warn!(
+                resource = id,
+                r#type = ty,
+                "SAM resource type not modelled; ignored"
+            );
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// `Globals.Function`, evaluated once, and the resources it references.

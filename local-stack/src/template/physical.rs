@@ -100,7 +100,10 @@ impl Eval<'_> {
             (QUEUE, "QueueUrl") => self.queue_url(&name),
             (KEY, "Arn") => format!("arn:aws:kms:{region}:{account}:key/{name}"),
             (ROLE, "Arn") => format!("arn:aws:iam::{account}:role/{name}"),
-            (ROLE, "RoleId") => format!("AROA{}", hex_digest(&[id])[..17].to_uppercase()),
+            (ROLE, "RoleId") => format!(
+                "AROA{}",
+                hex_digest(&[&self.naming.stack_name, id])[..17].to_uppercase()
+            ),
             (API, "ApiEndpoint") => self.naming.websocket_url.clone(),
             (QUEUE, "QueueName")
             | (KEY, "KeyId")
