@@ -202,7 +202,7 @@ impl Instance {
                 Ok(s) => s.to_string(),
                 Err(e) => e.to_string(),
             };
-            let _ = exit_tx.send(Some(text));
+            exit_tx.send_replace(Some(text));
         });
         Ok(())
     }
