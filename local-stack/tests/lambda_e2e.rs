@@ -273,3 +273,126 @@ async fn a_cold_start_reports_init_duration_and_a_warm_call_does_not() {
     assert_eq!(stack.edge.snapshot().functions[&f].cold_starts, 1);
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_kills_the_instance_and_the_next_call_gets_a_new_one() {
+    let stack = support::stack().await;
+    let sdk = support::sdk(&stack).await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let f = stack.endpoints.functions["DefaultFunction"].clone();
+    let mut vars = lambda
+        .get_function_configuration()
+        .function_name(&f)
+        .send()
+        .await
+        .unwrap()
+        .environment()
+        .and_then(|e| e.variables().cloned())
+        .unwrap_or_default();
+    vars.insert(
+        "DYNAMOWAVE_FAULTS".into(),
+        r#"{"timeout":{"percentage":100}}"#.into(),
+    );
+    lambda
+        .update_function_configuration()
+        .function_name(&f)
+        .timeout(1)
+        .environment(Environment::builder().set_variables(Some(vars)).build())
+        .send()
+        .await
+        .unwrap();
+    let out = lambda
+        .invoke()
+        .function_name(&f)
+        .payload(ping())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.function_error(), Some("Unhandled"));
+    let body: Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("Task timed out after 1.00 seconds"),
+        "{body}"
+    );
+    let m = &stack.edge.snapshot().functions[&f];
+    assert_eq!((m.timeouts, m.cold_starts), (1, 1));
+    assert!(
+        stack.edge.lambda.registry.all().is_empty(),
+        "the timed-out instance is gone"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_instances_are_reaped_and_the_warmer_schedule_can_fire_now() {
+    let mut options = support::options();
+    options.lambda.idle_timeout = Duration::from_millis(300);
+    let stack = dynamowave_local::stack::start(options).await.unwrap();
+    let sdk = support::sdk(&stack).await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let f = stack.endpoints.functions["ConnectFunction"].clone();
+    lambda
+        .invoke()
+        .function_name(&f)
+        .payload(ping())
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let again = lambda
+        .invoke()
+        .function_name(&f)
+        .payload(ping())
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(again.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(answer["coldStart"], true, "the idle instance was reaped");
+
+    // The warmer's schedule, fired now: it warms WarmConcurrency (2) instances per target.
+    let warmer = stack.endpoints.functions["WarmerFunction"].clone();
+    let send = stack.endpoints.functions["SendMessageFunction"].clone();
+    let url = format!(
+        "{}/_dynamowave/schedules/{warmer}/WarmSchedule",
+        stack.endpoints.endpoint_url
+    );
+    let status = post(&url).await;
+    assert_eq!(status, 202);
+    let mut warmed = 0;
+    for _ in 0..100 {
+        warmed = stack
+            .edge
+            .snapshot()
+            .functions
+            .get(&send)
+            .map(|m| m.cold_starts)
+            .unwrap_or(0);
+        if warmed >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        warmed, 2,
+        "two instances of send-message were started by the warmer"
+    );
+    stack.shutdown().await;
+}
+
+/// A bare HTTP POST on loopback (our own endpoint needs no signature).
+async fn post(url: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let req = format!(
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    buf.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
