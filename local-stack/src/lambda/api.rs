@@ -267,7 +267,6 @@ fn configuration(s: &LambdaService, f: &Function) -> Value {
         "LastModified": f.last_modified.lock().expect("modified lock").clone(),
         "PackageType": "Zip",
         "Architectures": ["x86_64"],
-        "DeadLetterConfig": spec.dead_letter_queue.as_ref().map(|q| json!({"TargetArn": q})),
     })
 }
 
