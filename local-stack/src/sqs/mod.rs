@@ -2,7 +2,6 @@
 //! in-memory queues, plus in-process sends for the stack's own dead letters.
 
 mod admin;
-mod base64;
 mod md5;
 mod ops;
 mod queue;

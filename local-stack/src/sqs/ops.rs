@@ -9,7 +9,10 @@ use serde_json::{Map, Value, json};
 
 use super::queue::{Queue, Received};
 use super::wire::{self, Request, ok};
-use super::{MessageAttribute, SqsService, base64};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::{MessageAttribute, SqsService};
 use crate::edge::AwsError;
 
 pub type Reply = Result<Response, AwsError>;
@@ -74,7 +77,7 @@ fn message_attributes(req: &Request) -> Result<Vec<(String, MessageAttribute)>, 
             text("DataType")?.ok_or_else(|| wire::missing(&format!("{field}.DataType")))?;
         let binary_value = match text("BinaryValue")? {
             None => None,
-            Some(b64) => Some(base64::decode(&b64).ok_or_else(|| {
+            Some(b64) => Some(STANDARD.decode(&b64).map_err(|_| {
                 wire::invalid_value(&format!("{field}.BinaryValue"), &b64, "Not valid base64.")
             })?),
         };

@@ -3,6 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use serde_json::{Map, Value};
 
 use crate::edge::AwsError;
@@ -186,7 +187,10 @@ pub fn attribute_json(attribute: &super::MessageAttribute) -> Value {
         map.insert("StringValue".into(), s.clone().into());
     }
     if let Some(b) = &attribute.binary_value {
-        map.insert("BinaryValue".into(), super::base64::encode(b).into());
+        map.insert(
+            "BinaryValue".into(),
+            base64::engine::general_purpose::STANDARD.encode(b).into(),
+        );
     }
     Value::Object(map)
 }
