@@ -72,3 +72,46 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command, LocalCommand};
+
+    fn up_args(args: &[&str]) -> UpArgs {
+        let cli = Cli::try_parse_from(["dynamowave", "local", "up"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Local(LocalCommand::Up(a)) => a,
+        }
+    }
+
+    #[test]
+    fn flags_become_stack_options() {
+        let a = up_args(&[
+            "--parameter-overrides",
+            "FanoutMode=inline",
+            "WarmConcurrency=3",
+            "--sandbox-delay-ms",
+            "0",
+            "--async-retry-base-ms",
+            "250",
+        ]);
+        let o = options(&a).unwrap();
+        assert_eq!(o.parameter_overrides["FanoutMode"], "inline");
+        assert_eq!(o.parameter_overrides["WarmConcurrency"], "3");
+        assert_eq!(o.lambda.sandbox_startup_delay, Duration::ZERO);
+        assert_eq!(o.lambda.async_retry_base, Duration::from_millis(250));
+        assert_eq!(o.gateway.connections_latency, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn bad_flags_are_refused_with_their_name() {
+        let err = options(&up_args(&["--parameter-overrides", "nonsense"])).unwrap_err();
+        assert!(err.to_string().contains("nonsense"), "{err}");
+        let err =
+            Cli::try_parse_from(["dynamowave", "local", "up", "--edge-port", "99999"]).unwrap_err();
+        assert!(err.to_string().contains("--edge-port"), "{err}");
+    }
+}

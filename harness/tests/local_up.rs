@@ -144,3 +144,54 @@ fn local_up_serves_independent_clients_and_leaves_nothing_behind() {
         "processes left behind after SIGTERM: {left:?}"
     );
 }
+
+#[test]
+fn local_up_names_the_build_command_when_binaries_are_missing() {
+    let empty = std::env::temp_dir().join(format!("dynamowave-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dynamowave"))
+        .args([
+            "local",
+            "up",
+            "--template",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"),
+        ])
+        .arg("--binaries")
+        .arg(&empty)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&empty).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stdout.is_empty(),
+        "no endpoints line when nothing started"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cargo build --release -p dynamowave-chat"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("connect (ConnectFunction)"), "{stderr}");
+}
+
+#[test]
+fn local_up_reports_a_bad_parameter_override() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dynamowave"))
+        .args([
+            "local",
+            "up",
+            "--parameter-overrides",
+            "FanoutMode=sideways",
+        ])
+        .args([
+            "--template",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FanoutMode"), "{stderr}");
+}

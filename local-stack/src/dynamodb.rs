@@ -1,9 +1,11 @@
 //! DynamoDB Local (AWS's own jar, installed by scripts/setup.sh) as a child JVM on a free
 //! loopback port, in memory, with the template's tables created in it.
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
@@ -73,10 +75,7 @@ impl DynamoDbLocal {
         let mut last = String::new();
         // A freed port can be taken before the JVM binds it: try a few.
         for _ in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map_err(|e| LocalError::io("finding a free port", e))?
-                .port();
+            let port = claim_port()?;
             let mut cmd = Command::new(java());
             cmd.arg(format!(
                 "-Djava.library.path={}",
@@ -124,6 +123,24 @@ impl DynamoDbLocal {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// A free loopback port no other DynamoDB Local of this process was given: the OS may hand
+/// a just-released port to the next `bind(0)`, and two stacks starting at once (tests) must
+/// not both pass it to a JVM.
+fn claim_port() -> Result<u16> {
+    static CLAIMED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut claimed = CLAIMED.lock().expect("port registry");
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| LocalError::io("finding a free port", e))?
+            .port();
+        if claimed.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(LocalError::DynamoDbLocal("no free loopback port".into()))
 }
 
 async fn wait_ready(child: &mut Child, endpoint: &str) -> std::result::Result<(), String> {

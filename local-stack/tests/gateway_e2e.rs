@@ -221,3 +221,95 @@ async fn without_default_an_unknown_action_gets_forbidden() {
     assert!(frame["connectionId"].as_str().is_some() && frame["requestId"].as_str().is_some());
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_closed_with_1001_and_disconnect_runs() {
+    let mut options = support::options();
+    options.gateway.idle_timeout = Duration::from_millis(700);
+    let stack = dynamowave_local::stack::start(options).await.unwrap();
+    let mut ws = connect(&stack.endpoints.websocket_url).await;
+    whoami(&mut ws).await;
+    let code = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Close(f) = m {
+                return f.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed for idleness");
+    assert_eq!(code, Some(1001));
+    let disconnect = stack.endpoints.functions["DisconnectFunction"].clone();
+    let mut ran = 0;
+    for _ in 0..100 {
+        ran = stack
+            .edge
+            .snapshot()
+            .functions
+            .get(&disconnect)
+            .map(|m| m.invocations)
+            .unwrap_or(0);
+        if ran > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ran, 1, "$disconnect ran after the close");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_fills_its_own_buffer_without_blocking_others() {
+    let mut options = support::options();
+    options.gateway.client_buffer_frames = 4;
+    let stack = dynamowave_local::stack::start(options).await.unwrap();
+    let sdk = support::sdk(&stack).await;
+    let api = management(&sdk, &stack);
+    let mut slow = connect(&stack.endpoints.websocket_url).await;
+    let slow_id = whoami(&mut slow).await;
+    let mut fast = connect(&stack.endpoints.websocket_url).await;
+    let fast_id = whoami(&mut fast).await;
+
+    // The slow client never reads: once the socket's kernel buffers fill, frames queue in
+    // its bounded buffer, and then posts to it fail fast with 429.
+    let big = vec![b'x'; 120 * 1024];
+    let mut limited = None;
+    for i in 0..2_000 {
+        match api
+            .post_to_connection()
+            .connection_id(&slow_id)
+            .data(Blob::new(big.clone()))
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                limited = Some((i, e));
+                break;
+            }
+        }
+    }
+    let (after, err) = limited.expect("posts to a client that never reads eventually fail");
+    assert_eq!(
+        err.raw_response().map(|r| r.status().as_u16()),
+        Some(429),
+        "{err:?}"
+    );
+    assert!(
+        after > 4,
+        "the kernel and the buffer took some frames first"
+    );
+    // Others are unaffected.
+    api.post_to_connection()
+        .connection_id(&fast_id)
+        .data(Blob::new(r#"{"ok":true}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut fast, 10).await, json!({"ok": true}));
+    let t = stack.edge.snapshot();
+    assert!(t.apis[&stack.endpoints.api_id].frames_dropped_slow_reader >= 1);
+    drop(slow);
+    stack.shutdown().await;
+}

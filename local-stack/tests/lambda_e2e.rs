@@ -396,3 +396,49 @@ async fn post(url: &str) -> u16 {
     s.read_to_string(&mut buf).await.unwrap();
     buf.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_checks_without_running_and_unsigned_calls_are_refused() {
+    let stack = support::stack().await;
+    let sdk = support::sdk(&stack).await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let f = stack.endpoints.functions["ConnectFunction"].clone();
+    let out = lambda
+        .invoke()
+        .function_name(&f)
+        .invocation_type(InvocationType::DryRun)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status_code(), 204);
+    assert!(
+        stack
+            .edge
+            .snapshot()
+            .functions
+            .get(&f)
+            .is_none_or(|m| m.invocations == 0)
+    );
+
+    // No Authorization header: refused as AWS refuses unsigned calls.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = stack
+        .endpoints
+        .endpoint_url
+        .trim_start_matches("http://")
+        .to_string();
+    let mut s = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let req = format!(
+        "GET /2019-09-30/functions/{f}/concurrency HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    assert!(buf.starts_with("HTTP/1.1 403"), "{buf}");
+    assert!(
+        buf.to_ascii_lowercase()
+            .contains("x-amzn-errortype: missingauthenticationtokenexception"),
+        "{buf}"
+    );
+    stack.shutdown().await;
+}
