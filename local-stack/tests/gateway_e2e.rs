@@ -313,3 +313,53 @@ async fn a_slow_reader_fills_its_own_buffer_without_blocking_others() {
     drop(slow);
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_integration_answers_internal_server_error_and_keeps_the_socket() {
+    let stack = support::stack().await;
+    let sdk = support::sdk(&stack).await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let f = stack.endpoints.functions["DefaultFunction"].clone();
+    let mut ws = connect(&stack.endpoints.websocket_url).await;
+    let id = whoami(&mut ws).await;
+    let mut vars = lambda
+        .get_function_configuration()
+        .function_name(&f)
+        .send()
+        .await
+        .unwrap()
+        .environment()
+        .and_then(|e| e.variables().cloned())
+        .unwrap_or_default();
+    vars.insert(
+        "DYNAMOWAVE_FAULTS".into(),
+        r#"{"error":{"percentage":100}}"#.into(),
+    );
+    lambda
+        .update_function_configuration()
+        .function_name(&f)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .set_variables(Some(vars))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    send_json(&mut ws, json!({"action": "whoami"})).await;
+    let frame = next_json(&mut ws, 30).await;
+    assert_eq!(frame["message"], "Internal server error", "{frame}");
+    assert_eq!(frame["connectionId"], id.as_str());
+    // The socket stays open: a sendMessage still goes through (its own function is fine).
+    send_json(
+        &mut ws,
+        json!({"action": "sendMessage", "message": "still here"}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws, 30).await["message"], "still here");
+    assert_eq!(
+        stack.edge.snapshot().apis[&stack.endpoints.api_id].integration_errors,
+        1
+    );
+    stack.shutdown().await;
+}
