@@ -363,3 +363,26 @@ async fn a_failing_integration_answers_internal_server_error_and_keeps_the_socke
     );
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_cannot_select_the_disconnect_route() {
+    let stack = support::stack().await;
+    let mut ws = connect(&stack.endpoints.websocket_url).await;
+    whoami(&mut ws).await;
+    send_json(&mut ws, json!({"action": "$disconnect"})).await;
+    let frame = next_json(&mut ws, 30).await;
+    assert_eq!(
+        frame["code"], "unknown_action",
+        "{frame}: it went to $default"
+    );
+    let disconnect = stack.endpoints.functions["DisconnectFunction"].clone();
+    assert!(
+        stack
+            .edge
+            .snapshot()
+            .functions
+            .get(&disconnect)
+            .is_none_or(|m| m.invocations == 0)
+    );
+    stack.shutdown().await;
+}

@@ -68,6 +68,9 @@ impl Edge {
             )
             .fallback(unknown)
             .layer(middleware::from_fn(require_sigv4))
+            // Lambda takes 6 MB payloads (sync Invoke and function responses); the APIs
+            // check their own, smaller limits and answer with AWS's errors.
+            .layer(axum::extract::DefaultBodyLimit::max(7 * 1024 * 1024))
     }
 
     /// Telemetry with each queue's depth.

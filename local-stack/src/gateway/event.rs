@@ -81,6 +81,12 @@ pub fn disconnect(c: &EventContext<'_>, request_id: &str, code: u16, reason: &st
 /// The route key for a message: evaluates `$request.body.<path>` (A1). No match, a
 /// non-JSON body or a non-object result selects `$default`.
 pub fn select_route(expression: &str, body: &str, routes: &[&str]) -> Option<String> {
+    // `$request.body.x` and the documented `${request.body.x}` are the same expression.
+    let expression = expression
+        .strip_prefix("${")
+        .and_then(|e| e.strip_suffix('}'))
+        .map(|e| format!("${e}"))
+        .unwrap_or_else(|| expression.to_string());
     let selected = expression
         .strip_prefix("$request.body.")
         .and_then(|path| {
@@ -123,6 +129,10 @@ mod tests {
         assert_eq!(
             select_route("$request.body.a.b", r#"{"a":{"b":7}}"#, &["7"]).as_deref(),
             Some("7")
+        );
+        assert_eq!(
+            select_route("${request.body.action}", r#"{"action":"go"}"#, &["go"]).as_deref(),
+            Some("go")
         );
     }
 }

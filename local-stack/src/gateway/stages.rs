@@ -87,11 +87,11 @@ async fn get_stage(
 
 /// Reads `{throttlingBurstLimit, throttlingRateLimit}` over `current` (either may be absent).
 fn throttle(v: &Value, current: Option<Throttle>, at: &str) -> Result<Throttle, AwsError> {
-    let bad = |field: &str| {
+    let bad = |field: &str, what: &str| {
         AwsError::new(
             400,
             "BadRequestException",
-            format!("{at}.{field} must be a non-negative number"),
+            format!("{at}.{field} must be {what}"),
         )
     };
     let base = current.unwrap_or(Throttle {
@@ -103,14 +103,14 @@ fn throttle(v: &Value, current: Option<Throttle>, at: &str) -> Result<Throttle, 
         Some(b) => b
             .as_u64()
             .and_then(|b| u32::try_from(b).ok())
-            .ok_or_else(|| bad("throttlingBurstLimit"))?,
+            .ok_or_else(|| bad("throttlingBurstLimit", "a whole number of 0 or more"))?,
     };
     let rate = match v.get("throttlingRateLimit") {
         None => base.rate,
         Some(r) => r
             .as_f64()
             .filter(|r| *r >= 0.0)
-            .ok_or_else(|| bad("throttlingRateLimit"))?,
+            .ok_or_else(|| bad("throttlingRateLimit", "a number of 0 or more"))?,
     };
     Ok(Throttle { rate, burst })
 }
@@ -132,28 +132,52 @@ async fn update_stage(
         }
     };
     respond(with_stage(&gw, &api, &stage, |s| {
-        if let Some(d) = request.get("defaultRouteSettings") {
-            let t = throttle(
-                d,
-                s.default_bucket.as_ref().map(|b| b.limit),
-                "defaultRouteSettings",
-            )?;
+        // Validate everything first: a refused update changes nothing.
+        let object = |field: &str, v: &Value| -> Result<(), AwsError> {
+            if v.is_object() {
+                Ok(())
+            } else {
+                Err(AwsError::new(
+                    400,
+                    "BadRequestException",
+                    format!("{field} must be an object"),
+                ))
+            }
+        };
+        let new_default = match request.get("defaultRouteSettings") {
+            Some(d) => {
+                object("defaultRouteSettings", d)?;
+                Some(throttle(
+                    d,
+                    s.default_bucket.as_ref().map(|b| b.limit),
+                    "defaultRouteSettings",
+                )?)
+            }
+            None => None,
+        };
+        let mut new_routes = Vec::new();
+        if let Some(routes) = request.get("routeSettings") {
+            object("routeSettings", routes)?;
+            for (key, v) in routes.as_object().into_iter().flatten() {
+                let at = format!("routeSettings.{key}");
+                object(&at, v)?;
+                let current = s.route_buckets.get(key).map(|b| b.limit);
+                new_routes.push((key.clone(), throttle(v, current, &at)?));
+            }
+        }
+        if let Some(t) = new_default {
             match &mut s.default_bucket {
                 Some(b) => b.set_limit(t),
                 None => s.default_bucket = Some(TokenBucket::new(t)),
             }
             s.spec.default_throttle = Some(t);
         }
-        if let Some(routes) = request.get("routeSettings").and_then(Value::as_object) {
-            for (key, v) in routes {
-                let current = s.route_buckets.get(key).map(|b| b.limit);
-                let t = throttle(v, current, &format!("routeSettings.{key}"))?;
-                s.route_buckets
-                    .entry(key.clone())
-                    .and_modify(|b| b.set_limit(t))
-                    .or_insert_with(|| TokenBucket::new(t));
-                s.spec.route_throttles.insert(key.clone(), t);
-            }
+        for (key, t) in new_routes {
+            s.route_buckets
+                .entry(key.clone())
+                .and_modify(|b| b.set_limit(t))
+                .or_insert_with(|| TokenBucket::new(t));
+            s.spec.route_throttles.insert(key, t);
         }
         s.updated = chrono::Utc::now().to_rfc3339();
         tracing::info!(stage = %s.spec.name, "stage throttling updated");

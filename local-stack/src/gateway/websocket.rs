@@ -93,9 +93,40 @@ async fn handshake(
             return refuse(status, status.canonical_reason().unwrap_or("Error"));
         }
     }
+    // $connect succeeded; if the upgrade then fails (the client went away), the row it
+    // wrote still gets its $disconnect.
+    let failed = api.spec.routes.get("$disconnect").map(|route| {
+        let ctx = context(
+            &api,
+            &stage,
+            &id,
+            connected_at_ms,
+            &peer,
+            "$disconnect",
+            "DISCONNECT",
+        );
+        let ev = event::disconnect(
+            &ctx,
+            &event::request_id(),
+            1006,
+            "Connection closed abnormally",
+        );
+        (function_name(&gw, &route.function), ev)
+    });
+    let gw_failed = gw.clone();
     let gw2 = gw.clone();
     ws.max_frame_size(gw.settings.max_frame_bytes)
         .max_message_size(gw.settings.max_message_bytes)
+        .on_failed_upgrade(move |_| {
+            if let Some((name, ev)) = failed {
+                tokio::spawn(async move {
+                    let _ = gw_failed
+                        .lambda
+                        .invoke(&name, Bytes::from(ev.to_string()))
+                        .await;
+                });
+            }
+        })
         .on_upgrade(move |socket| run(gw2, api, stage, id, connected_at_ms, peer, socket))
 }
 
@@ -158,7 +189,7 @@ async fn run(
     peer: Peer,
     socket: WebSocket,
 ) {
-    let (tx, mut rx) = mpsc::channel(gw.settings.client_buffer_frames.max(1));
+    let (tx, rx) = mpsc::channel(gw.settings.client_buffer_frames.max(1));
     let conn = Arc::new(Connection {
         id: id.clone(),
         api_id: api.spec.api_id.clone(),
@@ -177,15 +208,19 @@ async fn run(
         m.connects += 1;
         m.open_connections += 1;
     });
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
+    // The writer has its own task, so a client that stops reading (TCP backed up) stalls
+    // only its writer: closes, idle and lifetime limits still happen here.
+    let (close_tx, close_rx) = tokio::sync::oneshot::channel::<(u16, &'static str)>();
+    let mut writer = tokio::spawn(write_frames(sink, rx, close_rx, conn.clone()));
     let ends_at = Instant::now() + gw.settings.max_connection_duration;
-    let mut last_active = Instant::now();
+    let mut last_in = Instant::now();
 
-    let (code, reason): (u16, String) = loop {
-        let idle_at = last_active + gw.settings.idle_timeout;
+    let (code, reason, close_with): (u16, String, Option<(u16, &'static str)>) = loop {
+        let idle_at = idle_deadline(&conn, last_in, gw.settings.idle_timeout);
         tokio::select! {
             incoming = stream.next() => {
-                last_active = Instant::now();
+                last_in = Instant::now();
                 conn.touch();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
@@ -197,42 +232,40 @@ async fn run(
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(frame))) => break match frame {
-                        Some(f) => (f.code, f.reason.to_string()),
-                        None => (1005, "Client-side close frame status not set".into()),
+                        Some(f) => (f.code, f.reason.to_string(), None),
+                        None => (1005, "Client-side close frame status not set".into(), None),
                     },
                     Some(Err(e)) if is_too_big(&e) => {
-                        let _ = sink.send(close(1009, "Message too big")).await;
-                        break (1009, "Message too big".into());
+                        break (1009, "Message too big".into(), Some((1009, "Message too big")));
                     }
-                    Some(Err(_)) | None => break (1006, "Connection closed abnormally".into()),
+                    Some(Err(_)) | None => break (1006, "Connection closed abnormally".into(), None),
                 }
             }
-            out = rx.recv() => {
-                let Some(out) = out else { break (1011, "Internal error".into()) };
-                let msg = match out {
-                    Outbound::Text(t) => Message::Text(t.into()),
-                    Outbound::Binary(b) => Message::Binary(b.into()),
-                };
-                if sink.send(msg).await.is_err() {
-                    break (1006, "Connection closed abnormally".into());
-                }
-                // Outbound traffic counts as activity (AWS does not say; serverless-offline does the same).
-                last_active = Instant::now();
-            }
-            _ = conn.close.notified() => {
-                let _ = sink.send(close(1000, "")).await;
-                break (1000, "Connection deleted".into());
-            }
+            _ = &mut writer => break (1006, "Connection closed abnormally".into(), None),
+            _ = conn.close.notified() => break (1000, "Connection deleted".into(), Some((1000, ""))),
             _ = tokio::time::sleep_until(idle_at) => {
-                let _ = sink.send(close(1001, "Going away")).await;
-                break (1001, "Going away".into());
+                if idle_deadline(&conn, last_in, gw.settings.idle_timeout) <= Instant::now() {
+                    break (1001, "Going away".into(), Some((1001, "Going away")));
+                }
             }
-            _ = tokio::time::sleep_until(ends_at) => {
-                let _ = sink.send(close(1001, "Going away")).await;
-                break (1001, "Going away".into());
-            }
+            _ = tokio::time::sleep_until(ends_at) => break (1001, "Going away".into(), Some((1001, "Going away"))),
         }
     };
+    conn.closing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    match close_with {
+        Some(frame) => {
+            let _ = close_tx.send(frame);
+        }
+        None => drop(close_tx),
+    }
+    // A writer stuck on a client that does not read gets a moment, then is dropped (closing TCP).
+    if tokio::time::timeout(std::time::Duration::from_secs(1), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     gw.unregister(&id);
     gw.telemetry.api(&api_id, |m| {
         m.disconnects += 1;
@@ -253,6 +286,52 @@ async fn run(
         let name = function_name(&gw, &route.function);
         if let Err(e) = gw.lambda.invoke(&name, Bytes::from(ev.to_string())).await {
             tracing::warn!(function = %name, error = %e, "$disconnect was not delivered");
+        }
+    }
+}
+
+/// When the connection goes idle: the later of the last inbound frame and the last frame
+/// sent to it (outbound traffic counts as activity; AWS does not say, serverless-offline
+/// does the same).
+fn idle_deadline(conn: &Connection, last_in: Instant, idle: std::time::Duration) -> Instant {
+    let since_out = chrono::Utc::now().timestamp_millis()
+        - conn
+            .last_active_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+    let last_out = Instant::now()
+        .checked_sub(std::time::Duration::from_millis(since_out.max(0) as u64))
+        .unwrap_or(last_in);
+    last_in.max(last_out) + idle
+}
+
+/// Sends queued frames to the client until the queue closes or a close frame is due.
+async fn write_frames(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut frames: mpsc::Receiver<Outbound>,
+    close_rx: tokio::sync::oneshot::Receiver<(u16, &'static str)>,
+    conn: Arc<Connection>,
+) {
+    let mut close_rx = close_rx;
+    loop {
+        tokio::select! {
+            biased;
+            c = &mut close_rx => {
+                if let Ok((code, reason)) = c {
+                    let _ = sink.send(close(code, reason)).await;
+                }
+                return;
+            }
+            out = frames.recv() => {
+                let Some(out) = out else { return };
+                let msg = match out {
+                    Outbound::Text(t) => Message::Text(t.into()),
+                    Outbound::Binary(b) => Message::Binary(b.into()),
+                };
+                if sink.send(msg).await.is_err() {
+                    return;
+                }
+                conn.touch();
+            }
         }
     }
 }
@@ -288,7 +367,14 @@ fn on_message(
     let frame = |message: &str| {
         json!({"message": message, "connectionId": conn.id, "requestId": request_id}).to_string()
     };
-    let keys: Vec<&str> = api.spec.routes.keys().map(String::as_str).collect();
+    // Messages never select the predefined connect/disconnect routes (A1).
+    let keys: Vec<&str> = api
+        .spec
+        .routes
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "$connect" && *k != "$disconnect")
+        .collect();
     let selected = if base64 {
         keys.contains(&"$default").then(|| "$default".to_string())
     } else {

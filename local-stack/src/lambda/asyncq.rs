@@ -97,7 +97,15 @@ async fn run(service: &LambdaService, name: &str, event: AsyncEvent) {
             }
         };
         attempts += 1;
-        let result = service.execute(name, &f, event.payload.clone()).await;
+        // Every attempt keeps the event's request id, as AWS's async retries do.
+        let result = service
+            .execute(
+                name,
+                &f,
+                event.payload.clone(),
+                Some(event.request_id.clone()),
+            )
+            .await;
         drop(slot);
         service.note_concurrency(name);
         if result.function_error.is_none() {

@@ -26,9 +26,10 @@ impl LambdaService {
         name: &str,
         f: &Arc<Function>,
         payload: Bytes,
+        request_id: Option<String>,
     ) -> InvokeResult {
         let spec = f.spec();
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         self.telemetry.function(name, |m| m.invocations += 1);
         self.note_concurrency(name);
 
@@ -143,6 +144,9 @@ impl LambdaService {
         name: &str,
         f: &Function,
     ) -> Result<(Arc<Instance>, Duration), String> {
+        // The generation first: a configuration update in between then makes this instance
+        // stale (retired after use) rather than a new-generation instance with the old config.
+        let generation = generation(f);
         let spec = f.spec();
         let binary = self.settings.binaries_dir.join(&spec.binary);
         let mut env: Vec<(String, String)> = self
@@ -175,7 +179,7 @@ impl LambdaService {
         let launch = Launch {
             binary: &binary,
             function: name,
-            generation: generation(f),
+            generation,
             env,
             runtime_api_base: &self.settings.edge_url,
             sandbox_delay: self.settings.sandbox_startup_delay,
@@ -201,10 +205,11 @@ impl LambdaService {
     ) {
         self.logs
             .append(name, &instance.id, format!("END RequestId: {request_id}"));
+        // OS-only runtimes are billed for init too, rounded up to the millisecond (D7).
+        let billed = (ms(duration) + init.map_or(0.0, ms)).ceil().max(1.0);
         let mut line = format!(
-            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {} MB",
+            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed:.0} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {} MB",
             ms(duration),
-            duration.as_millis().max(1),
             instance.max_memory_mb()
         );
         if let Some(init) = init {

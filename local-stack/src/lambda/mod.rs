@@ -167,19 +167,15 @@ impl LambdaService {
 
     /// Finds a function by name, full ARN or partial ARN (`function:name`), as Invoke does.
     pub(crate) fn function(&self, id: &str) -> Result<(String, Arc<Function>), AwsError> {
-        let name = id.rsplit(':').next().unwrap_or(id);
-        let name = if id.contains(':') {
-            // `arn:aws:lambda:r:a:function:name[:qualifier]`: the name is after "function".
-            let parts: Vec<&str> = id.split(':').collect();
-            parts
-                .iter()
-                .position(|p| *p == "function")
-                .and_then(|i| parts.get(i + 1))
-                .copied()
-                .unwrap_or(name)
-        } else {
-            name
-        };
+        // `arn:aws:lambda:r:a:function:name[:qualifier]` or `function:name`: the name follows
+        // "function"; `name:qualifier`: it comes first (qualifiers are ignored, $LATEST only).
+        let parts: Vec<&str> = id.split(':').collect();
+        let name = parts
+            .iter()
+            .position(|p| *p == "function")
+            .and_then(|i| parts.get(i + 1))
+            .copied()
+            .unwrap_or(parts[0]);
         self.functions
             .get(name)
             .map(|f| (name.to_string(), f.clone()))
@@ -211,7 +207,15 @@ impl LambdaService {
     }
 
     /// Synchronous invoke (RequestResponse): throttles come back as 429 errors.
-    pub async fn invoke(&self, function: &str, payload: Bytes) -> Result<InvokeResult, AwsError> {
+    ///
+    /// The invocation runs in its own task: a caller that stops waiting (an integration
+    /// timeout, a dropped HTTP request) does not cancel it, as on AWS, so the instance and
+    /// the concurrency slot are settled when the function really finishes.
+    pub async fn invoke(
+        self: &Arc<Self>,
+        function: &str,
+        payload: Bytes,
+    ) -> Result<InvokeResult, AwsError> {
         let (name, f) = self.function(function)?;
         if payload.len() > 6 * 1024 * 1024 {
             return Err(AwsError::new(
@@ -230,10 +234,20 @@ impl LambdaService {
                 return Err(reason.to_error());
             }
         };
-        let result = self.execute(&name, &f, payload).await;
-        drop(slot);
-        self.note_concurrency(&name);
-        Ok(result)
+        let service = self.clone();
+        let task = tokio::spawn(async move {
+            let result = service.execute(&name, &f, payload, None).await;
+            drop(slot);
+            service.note_concurrency(&name);
+            result
+        });
+        task.await.map_err(|e| {
+            AwsError::new(
+                500,
+                "ServiceException",
+                format!("the invocation task failed: {e}"),
+            )
+        })
     }
 
     /// Asynchronous invoke (Event): queued, 202.
@@ -259,8 +273,9 @@ impl LambdaService {
     }
 
     fn note_concurrency(&self, name: &str) {
-        let running = self.concurrency.running(name);
+        // Read inside the telemetry lock, so two finishing calls cannot leave a stale figure.
         self.telemetry.function(name, |m| {
+            let running = self.concurrency.running(name);
             m.concurrent_executions = running;
             m.max_concurrent_executions = m.max_concurrent_executions.max(running);
         });
