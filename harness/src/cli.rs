@@ -19,9 +19,44 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a scenario against a target and judge it against its SLO file. Exit 0: passed;
+    /// 99: an SLO threshold failed; 2: the harness could not run it.
+    Run(RunArgs),
+    /// Check scenario files (and their SLO files) without running anything.
+    Validate(ValidateArgs),
     /// The local stack: an offline, AWS-compatible home for the chat.
     #[command(subcommand)]
     Local(LocalCommand),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The scenario file (scenarios/*.yaml).
+    pub scenario: PathBuf,
+    /// `local` (the embedded local stack, the default) or a ws:// / wss:// URL.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// An AWS (or local stack) endpoint for reading the DLQ of a ws:// target.
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    /// The DLQ's URL, with --endpoint-url.
+    #[arg(long)]
+    pub dlq_url: Option<String>,
+    /// The SLO file [default: the scenario's `slo`].
+    #[arg(long)]
+    pub slo: Option<PathBuf>,
+    /// The report folder [default: reports/{scenario}-{time}].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Settings of the embedded local stack (target `local`).
+    #[command(flatten)]
+    pub local: UpArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ValidateArgs {
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +111,8 @@ pub struct UpArgs {
 /// Runs a parsed command; returns the process exit code.
 pub async fn run(cli: Cli) -> Result<i32, HarnessError> {
     match cli.command {
+        Command::Run(args) => crate::run::run(args).await,
+        Command::Validate(args) => crate::run::validate(args),
         Command::Local(LocalCommand::Up(args)) => crate::local::up(args).await,
     }
 }

@@ -1,7 +1,16 @@
+use std::path::PathBuf;
+
+/// Everything that stops the harness; each becomes exit code 2 with its message.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     #[error(transparent)]
     Local(#[from] dynamowave_local::LocalError),
+    /// A scenario file is invalid; the message names the field (and line, from the parser).
+    #[error("{}: {message}", file.display())]
+    Scenario { file: PathBuf, message: String },
+    /// An SLO file is invalid.
+    #[error("{}: {message}", file.display())]
+    Slo { file: PathBuf, message: String },
     #[error("{0}")]
     Usage(String),
     #[error("{context}: {source}")]

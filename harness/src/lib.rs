@@ -1,8 +1,15 @@
-//! The `dynamowave` CLI as a library: `cli` parses, each command lives in its own module.
-//! (The scenario engine, chaos and reports come in later issues.)
+//! The `dynamowave` CLI as a library: `cli` parses, each command lives in its own module;
+//! the scenario engine measures (`engine`), `accounting` and `slo` judge, `report` renders.
 
+pub mod accounting;
 pub mod cli;
+pub mod dlq;
+pub mod engine;
 pub mod error;
 pub mod local;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod slo;
 
 pub use error::HarnessError;

@@ -84,6 +84,7 @@ mod tests {
         let cli = Cli::try_parse_from(["dynamowave", "local", "up"].iter().chain(args)).unwrap();
         match cli.command {
             Command::Local(LocalCommand::Up(a)) => a,
+            other => panic!("parsed {other:?}"),
         }
     }
 

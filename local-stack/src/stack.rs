@@ -163,6 +163,8 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.endpoint.as_str()),
         ("AWS_ACCESS_KEY_ID", "local"),
         ("AWS_SECRET_ACCESS_KEY", "local"),
+        // Structured logs, as template.yaml's LoggingConfig asks of Lambda.
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
     ] {
         lambda_settings
             .platform_env

@@ -1,0 +1,216 @@
+//! One simulated client: a task that owns its WebSocket, sends what the scheduler tells it
+//! to, and stamps, matches and batches every frame it receives for the aggregator.
+
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_websockets::{ClientBuilder, CloseCode, Message};
+
+use super::record::{Event, Receipt};
+use super::stamp::Stamp;
+
+#[derive(Debug)]
+pub enum Command {
+    Send { seq: u32, intended_us: u64 },
+    Leave,
+}
+
+/// What a client needs to know; shared fields come from the plan.
+#[derive(Debug, Clone)]
+pub struct ClientSpec {
+    pub index: u32,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub whoami: Option<(String, String)>,
+    /// The send template split around `{{payload}}`.
+    pub frame_prefix: String,
+    pub frame_suffix: String,
+    pub message_size: usize,
+    pub run: u32,
+    pub slow: bool,
+    pub connect_timeout: Duration,
+    pub start: Instant,
+}
+
+impl ClientSpec {
+    fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+}
+
+/// Frames are batched for at most this long before they go to the aggregator.
+const FLUSH_AFTER: Duration = Duration::from_millis(20);
+const FLUSH_AT: usize = 64;
+
+pub async fn run(
+    spec: ClientSpec,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let begun = Instant::now();
+    let connected = match connect(&spec).await {
+        Ok(ws) => ws,
+        Err(cause) => {
+            let _ = events.send(Event::ConnectFailed {
+                client: spec.index,
+                cause,
+            });
+            return;
+        }
+    };
+    let mut ws = connected;
+    let joined_us = spec.now_us();
+    let connect_us = begun.elapsed().as_micros() as u64;
+    let mut batch: Vec<Receipt> = Vec::new();
+    let mut flush_at = tokio::time::Instant::now();
+
+    let mut connection_id = None;
+    if let Some((frame, pointer)) = &spec.whoami {
+        let asked = ws.send(Message::text(frame.clone())).await.is_ok();
+        let deadline = tokio::time::Instant::now() + spec.connect_timeout;
+        while asked && connection_id.is_none() {
+            match tokio::time::timeout_at(deadline, ws.next()).await {
+                Ok(Some(Ok(m))) => {
+                    if let Some(text) = m.as_text() {
+                        connection_id = serde_json::from_str::<Value>(text)
+                            .ok()
+                            .and_then(|v| v.pointer(pointer)?.as_str().map(str::to_string));
+                        if connection_id.is_none() {
+                            on_text(&spec, text, &mut batch, &events);
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    let _ = events.send(Event::Connected {
+        client: spec.index,
+        at_us: joined_us,
+        connect_us,
+        connection_id,
+    });
+
+    let (code, by_us) = loop {
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(Command::Send { seq, intended_us }) => {
+                    let stamp = Stamp { run: spec.run, sender: spec.index, seq, intended_us };
+                    let payload = serde_json::to_string(&stamp.payload(spec.message_size)).expect("a string serialises");
+                    let frame = format!("{}{payload}{}", spec.frame_prefix, spec.frame_suffix);
+                    if ws.send(Message::text(frame)).await.is_err() {
+                        let _ = events.send(Event::SendFailed { sender: spec.index, seq });
+                    }
+                }
+                Some(Command::Leave) | None => {
+                    let _ = ws.send(Message::close(Some(CloseCode::NORMAL_CLOSURE), "")).await;
+                    break (Some(1000), true);
+                }
+            },
+            frame = ws.next() => match frame {
+                Some(Ok(m)) => {
+                    if let Some((code, _)) = m.as_close() {
+                        break (Some(u16::from(code)), false);
+                    }
+                    if let Some(text) = m.as_text() {
+                        if batch.is_empty() {
+                            flush_at = tokio::time::Instant::now() + FLUSH_AFTER;
+                        }
+                        on_text(&spec, text, &mut batch, &events);
+                        if batch.len() >= FLUSH_AT {
+                            let _ = events.send(Event::Received(std::mem::take(&mut batch)));
+                        }
+                    }
+                    if spec.slow {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                Some(Err(_)) | None => break (None, false),
+            },
+            _ = tokio::time::sleep_until(flush_at), if !batch.is_empty() => {
+                let _ = events.send(Event::Received(std::mem::take(&mut batch)));
+            }
+        }
+    };
+    if !batch.is_empty() {
+        let _ = events.send(Event::Received(batch));
+    }
+    let _ = events.send(Event::Closed {
+        client: spec.index,
+        at_us: spec.now_us(),
+        code,
+        by_us,
+    });
+}
+
+fn on_text(
+    spec: &ClientSpec,
+    text: &str,
+    batch: &mut Vec<Receipt>,
+    events: &mpsc::UnboundedSender<Event>,
+) {
+    match Stamp::find(text, spec.run) {
+        Some(s) => batch.push(Receipt {
+            recipient: spec.index,
+            sender: s.sender,
+            seq: s.seq,
+            intended_us: s.intended_us,
+            received_us: spec.now_us(),
+        }),
+        None => {
+            let _ = events.send(Event::OtherFrame {
+                text: describe(text),
+            });
+        }
+    }
+}
+
+/// A short name for an unstamped frame: the `code` or `message` of an error frame.
+fn describe(text: &str) -> String {
+    let v: Option<Value> = serde_json::from_str(text).ok();
+    let field = |k: &str| {
+        v.as_ref()
+            .and_then(|v| v.get(k)?.as_str().map(str::to_string))
+    };
+    field("code")
+        .or_else(|| field("message"))
+        .unwrap_or_else(|| text.chars().take(60).collect())
+}
+
+async fn connect(
+    spec: &ClientSpec,
+) -> Result<
+    tokio_websockets::WebSocketStream<tokio_websockets::MaybeTlsStream<tokio::net::TcpStream>>,
+    String,
+> {
+    let uri: http::Uri = spec.url.parse().map_err(|e| format!("bad_url: {e}"))?;
+    let mut builder = ClientBuilder::from_uri(uri);
+    for (k, v) in &spec.headers {
+        let name =
+            http::HeaderName::try_from(k.as_str()).map_err(|e| format!("bad_header: {e}"))?;
+        let value =
+            http::HeaderValue::try_from(v.as_str()).map_err(|e| format!("bad_header: {e}"))?;
+        builder = builder
+            .add_header(name, value)
+            .map_err(|e| format!("bad_header: {e}"))?;
+    }
+    match tokio::time::timeout(spec.connect_timeout, builder.connect()).await {
+        Err(_) => Err("timeout".into()),
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(e)) => Err(match e {
+            tokio_websockets::Error::Upgrade(
+                tokio_websockets::upgrade::Error::DidNotSwitchProtocols(s),
+            ) => {
+                format!("http_{s}")
+            }
+            tokio_websockets::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::ConnectionRefused =>
+            {
+                "refused".into()
+            }
+            other => format!("error: {other}"),
+        }),
+    }
+}

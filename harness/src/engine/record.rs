@@ -1,0 +1,325 @@
+//! The aggregator: clients send it small events; it keeps the histograms (whole run, per
+//! phase, per interval), the per-pair delivery bits for accounting, and the counters.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hdrhistogram::Histogram as Hdr;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use serde::Serialize;
+
+/// Latencies in µs, 1 µs to 60 s at 3 significant figures.
+pub fn histogram() -> Hdr<u64> {
+    Hdr::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub recipient: u32,
+    pub sender: u32,
+    pub seq: u32,
+    pub intended_us: u64,
+    pub received_us: u64,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    Connected {
+        client: u32,
+        at_us: u64,
+        connect_us: u64,
+        connection_id: Option<String>,
+    },
+    ConnectFailed {
+        client: u32,
+        cause: String,
+    },
+    Received(Vec<Receipt>),
+    /// A frame without our stamp: an error frame or something else the server said.
+    OtherFrame {
+        text: String,
+    },
+    Closed {
+        client: u32,
+        at_us: u64,
+        code: Option<u16>,
+        by_us: bool,
+    },
+    SendFailed {
+        sender: u32,
+        seq: u32,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub room: Option<u32>,
+    pub joined_us: Option<u64>,
+    pub left_us: Option<u64>,
+    pub connection_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageInfo {
+    pub sender: u32,
+    pub seq: u32,
+    pub intended_us: u64,
+    pub room: Option<u32>,
+    pub sent: bool,
+}
+
+/// Which seqs of one sender a recipient got, and which of those came late.
+#[derive(Debug, Default, Clone)]
+pub struct PairBits {
+    pub received: Vec<u64>,
+    pub late: Vec<u64>,
+}
+
+impl PairBits {
+    fn set(bits: &mut Vec<u64>, i: u32) -> bool {
+        let (w, b) = ((i / 64) as usize, i % 64);
+        if bits.len() <= w {
+            bits.resize(w + 1, 0);
+        }
+        let was = bits[w] & (1 << b) != 0;
+        bits[w] |= 1 << b;
+        was
+    }
+
+    pub fn get(bits: &[u64], i: u32) -> bool {
+        bits.get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+/// One interval's figures, for progress, the report's time series and the .hlog.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interval {
+    pub start_s: f64,
+    pub length_s: f64,
+    pub phase: Option<String>,
+    pub received: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub p999_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub connected: u64,
+    pub sent: u64,
+    pub other_frames: u64,
+    #[serde(skip)]
+    pub hdr_v2: Vec<u8>,
+}
+
+pub struct Record {
+    pub latency: Hdr<u64>,
+    pub latency_by_phase: BTreeMap<String, Hdr<u64>>,
+    pub connect: Hdr<u64>,
+    pub clients: Vec<ClientInfo>,
+    pub messages: Vec<MessageInfo>,
+    pub pairs: HashMap<(u32, u32), PairBits>,
+    pub duplicated: u64,
+    pub connect_failures: BTreeMap<String, u64>,
+    pub other_frames: BTreeMap<String, u64>,
+    pub closes: BTreeMap<String, u64>,
+    pub send_failed: u64,
+    pub intervals: Vec<Interval>,
+    /// When the run's final departure began: clients leaving then had the whole drain to
+    /// receive what was sent, so they count as members to the end.
+    pub final_leave_us: Option<u64>,
+    interval: Hdr<u64>,
+    interval_start_us: u64,
+    interval_sent: u64,
+    interval_other: u64,
+    connected_now: u64,
+    deadline_us: u64,
+    /// Phase name by start offset (µs), to tag each latency with its message's phase.
+    phases: Vec<(u64, u64, String)>,
+}
+
+impl Record {
+    pub fn new(deadline_us: u64, phases: Vec<(u64, u64, String)>) -> Self {
+        Record {
+            latency: histogram(),
+            latency_by_phase: BTreeMap::new(),
+            connect: histogram(),
+            clients: Vec::new(),
+            messages: Vec::new(),
+            pairs: HashMap::new(),
+            duplicated: 0,
+            connect_failures: BTreeMap::new(),
+            other_frames: BTreeMap::new(),
+            closes: BTreeMap::new(),
+            send_failed: 0,
+            intervals: Vec::new(),
+            final_leave_us: None,
+            interval: histogram(),
+            interval_start_us: 0,
+            interval_sent: 0,
+            interval_other: 0,
+            connected_now: 0,
+            deadline_us,
+            phases,
+        }
+    }
+
+    pub fn phase_of(&self, t_us: u64) -> Option<&str> {
+        self.phases
+            .iter()
+            .find(|(s, e, _)| t_us >= *s && t_us < *e)
+            .map(|(_, _, n)| n.as_str())
+            .or_else(|| {
+                self.phases
+                    .last()
+                    .filter(|(_, e, _)| t_us >= *e)
+                    .map(|(_, _, n)| n.as_str())
+            })
+    }
+
+    pub fn add_client(&mut self, room: Option<u32>) -> u32 {
+        self.clients.push(ClientInfo {
+            room,
+            ..Default::default()
+        });
+        (self.clients.len() - 1) as u32
+    }
+
+    pub fn add_message(&mut self, m: MessageInfo) {
+        self.interval_sent += 1;
+        self.messages.push(m);
+    }
+
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Connected {
+                client,
+                at_us,
+                connect_us,
+                connection_id,
+            } => {
+                let _ = self.connect.record(connect_us.max(1));
+                if let Some(c) = self.clients.get_mut(client as usize) {
+                    c.joined_us = Some(at_us);
+                    c.connection_id = connection_id;
+                }
+                self.connected_now += 1;
+            }
+            Event::ConnectFailed { cause, .. } => {
+                *self.connect_failures.entry(cause).or_default() += 1;
+            }
+            Event::Received(batch) => {
+                for r in batch {
+                    self.receipt(r);
+                }
+            }
+            Event::OtherFrame { text } => {
+                self.interval_other += 1;
+                *self.other_frames.entry(text).or_default() += 1;
+            }
+            Event::Closed {
+                client,
+                at_us,
+                code,
+                by_us,
+            } => {
+                if let Some(c) = self.clients.get_mut(client as usize)
+                    && c.left_us.is_none()
+                {
+                    c.left_us = Some(at_us);
+                    self.connected_now = self.connected_now.saturating_sub(1);
+                }
+                if !by_us {
+                    let key = code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "abnormal".into());
+                    *self.closes.entry(key).or_default() += 1;
+                }
+            }
+            Event::SendFailed { sender, seq } => {
+                self.send_failed += 1;
+                if let Some(m) = self
+                    .messages
+                    .iter_mut()
+                    .rev()
+                    .find(|m| m.sender == sender && m.seq == seq)
+                {
+                    m.sent = false;
+                }
+            }
+        }
+    }
+
+    fn receipt(&mut self, r: Receipt) {
+        let latency = r.received_us.saturating_sub(r.intended_us).max(1);
+        let pair = self.pairs.entry((r.recipient, r.sender)).or_default();
+        if PairBits::set(&mut pair.received, r.seq) {
+            self.duplicated += 1;
+            return;
+        }
+        if latency > self.deadline_us {
+            PairBits::set(&mut pair.late, r.seq);
+        }
+        let latency = latency.min(60_000_000);
+        let _ = self.latency.record(latency);
+        let _ = self.interval.record(latency);
+        if let Some(phase) = self.phase_of(r.intended_us).map(str::to_string) {
+            let _ = self
+                .latency_by_phase
+                .entry(phase)
+                .or_insert_with(histogram)
+                .record(latency);
+        }
+    }
+
+    /// Closes the interval ending at `now_us` and starts the next.
+    pub fn close_interval(&mut self, now_us: u64) -> &Interval {
+        let h = std::mem::replace(&mut self.interval, histogram());
+        let ms = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
+        let mut hdr_v2 = Vec::new();
+        let _ = V2DeflateSerializer::new().serialize(&h, &mut hdr_v2);
+        let interval = Interval {
+            start_s: self.interval_start_us as f64 / 1e6,
+            length_s: now_us.saturating_sub(self.interval_start_us) as f64 / 1e6,
+            phase: self.phase_of(self.interval_start_us).map(str::to_string),
+            received: h.len(),
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: (!h.is_empty()).then(|| h.max() as f64 / 1000.0),
+            connected: self.connected_now,
+            sent: std::mem::take(&mut self.interval_sent),
+            other_frames: std::mem::take(&mut self.interval_other),
+            hdr_v2,
+        };
+        self.interval_start_us = now_us;
+        self.intervals.push(interval);
+        self.intervals.last().expect("just pushed")
+    }
+
+    pub fn connected_now(&self) -> u64 {
+        self.connected_now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_count_duplicates_and_lates_once_each() {
+        let mut r = Record::new(1_000, vec![(0, 10_000_000, "p".into())]);
+        let rc = |seq, received_us| Receipt {
+            recipient: 1,
+            sender: 2,
+            seq,
+            intended_us: 0,
+            received_us,
+        };
+        r.apply(Event::Received(vec![rc(0, 500), rc(0, 600), rc(70, 5_000)]));
+        assert_eq!(r.duplicated, 1);
+        let pair = &r.pairs[&(1, 2)];
+        assert!(PairBits::get(&pair.received, 0) && PairBits::get(&pair.received, 70));
+        assert!(!PairBits::get(&pair.late, 0) && PairBits::get(&pair.late, 70));
+        assert_eq!(r.latency.len(), 2);
+        assert_eq!(r.latency_by_phase["p"].len(), 2);
+    }
+}

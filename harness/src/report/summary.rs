@@ -1,0 +1,209 @@
+//! summary.json: schema `dynamowave.summary/1`. Fields are only ever added within a schema
+//! version; tests check its shape.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram as Hdr;
+use serde::Serialize;
+
+use crate::accounting::Totals;
+use crate::engine::RunOutput;
+use crate::engine::record::Interval;
+use crate::slo::{Aggregation, Observations, Verdict};
+
+pub const SCHEMA: &str = "dynamowave.summary/1";
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Trend {
+    pub count: u64,
+    pub min_ms: f64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Trend {
+    pub fn of(h: &Hdr<u64>) -> Option<Trend> {
+        if h.is_empty() {
+            return None;
+        }
+        let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+        Some(Trend {
+            count: h.len(),
+            min_ms: h.min() as f64 / 1000.0,
+            mean_ms: h.mean() / 1000.0,
+            p50_ms: q(0.5),
+            p90_ms: q(0.9),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+            p999_ms: q(0.999),
+            max_ms: h.max() as f64 / 1000.0,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub schema: &'static str,
+    pub run: RunInfo,
+    pub passed: bool,
+    pub thresholds: Vec<Verdict>,
+    pub clients: Clients,
+    pub messages: Messages,
+    pub accounting: Totals,
+    pub latency: Latency,
+    /// Unstamped frames by their `code` or `message` (error frames and the like).
+    pub other_frames: BTreeMap<String, u64>,
+    pub intervals: Vec<Interval>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInfo {
+    pub id: String,
+    pub scenario: String,
+    pub scenario_file: String,
+    pub target: String,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub seed: u64,
+    /// Whether the DLQ was read for the accounting (it needs an AWS endpoint).
+    pub dead_letters_read: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Clients {
+    pub attempted: u64,
+    pub connected: u64,
+    pub failed: u64,
+    pub failures_by_cause: BTreeMap<String, u64>,
+    /// Closes the server initiated (or abnormal ones), by close code.
+    pub closes_by_code: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Messages {
+    pub scheduled: u64,
+    pub send_failed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Latency {
+    pub broadcast: Option<Trend>,
+    pub connect: Option<Trend>,
+    pub broadcast_by_phase: BTreeMap<String, Trend>,
+}
+
+/// What thresholds are evaluated against: the run's histograms and totals.
+pub struct Measured<'a> {
+    pub output: &'a RunOutput,
+    pub totals: &'a Totals,
+}
+
+impl Observations for Measured<'_> {
+    fn observe(
+        &self,
+        metric: &str,
+        tags: &BTreeMap<String, String>,
+        a: Aggregation,
+    ) -> Option<f64> {
+        let r = &self.output.record;
+        let trend = |h: &Hdr<u64>| -> Option<f64> {
+            if h.is_empty() {
+                return None;
+            }
+            let ms = |v: u64| v as f64 / 1000.0;
+            Some(match a {
+                Aggregation::Percentile(p) => ms(h.value_at_percentile(p)),
+                Aggregation::Avg => h.mean() / 1000.0,
+                Aggregation::Min => ms(h.min()),
+                Aggregation::Max => ms(h.max()),
+                Aggregation::Med => ms(h.value_at_quantile(0.5)),
+                Aggregation::Rate | Aggregation::Count => return None,
+            })
+        };
+        if let Some(phase) = tags.get("phase") {
+            return match metric {
+                "broadcast_latency" => r.latency_by_phase.get(phase).and_then(trend),
+                _ => None,
+            };
+        }
+        let t = self.totals;
+        let failed: u64 = r.connect_failures.values().sum();
+        let attempted = self.output.clients_attempted;
+        match metric {
+            "broadcast_latency" => trend(&r.latency),
+            "connect_latency" => trend(&r.connect),
+            "delivery_ratio" => t.delivery_ratio(),
+            "connect_failed" => (attempted > 0).then(|| failed as f64 / attempted as f64),
+            "delivered" => Some(t.delivered as f64),
+            "late" => Some(t.late as f64),
+            "lost" => Some(t.lost as f64),
+            "duplicated" => Some(t.duplicated as f64),
+            "dead_lettered" => Some(t.dead_lettered as f64),
+            "expected" => Some(t.expected as f64),
+            "error_frames" => Some(r.other_frames.values().sum::<u64>() as f64),
+            "messages_sent" => Some((self.output.messages_scheduled - r.send_failed) as f64),
+            _ => None,
+        }
+    }
+}
+
+pub fn build(
+    output: &RunOutput,
+    totals: Totals,
+    verdicts: Vec<Verdict>,
+    plan: &crate::scenario::Plan,
+    target: &str,
+    dead_letters_read: bool,
+) -> Summary {
+    let r = &output.record;
+    let failed: u64 = r.connect_failures.values().sum();
+    Summary {
+        schema: SCHEMA,
+        run: RunInfo {
+            id: format!("{:08x}", output.run_id),
+            scenario: plan.name.clone(),
+            scenario_file: plan.source.display().to_string(),
+            target: target.to_string(),
+            started_at: output.started_at.to_rfc3339(),
+            duration_s: output.elapsed.as_secs_f64(),
+            seed: plan.seed,
+            dead_letters_read,
+        },
+        passed: verdicts.iter().all(|v| v.passed),
+        thresholds: verdicts,
+        clients: Clients {
+            attempted: output.clients_attempted,
+            connected: r.clients.iter().filter(|c| c.joined_us.is_some()).count() as u64,
+            failed,
+            failures_by_cause: r.connect_failures.clone(),
+            closes_by_code: r.closes.clone(),
+        },
+        messages: Messages {
+            scheduled: output.messages_scheduled,
+            send_failed: r.send_failed,
+        },
+        accounting: totals,
+        latency: Latency {
+            broadcast: Trend::of(&r.latency),
+            connect: Trend::of(&r.connect),
+            broadcast_by_phase: r
+                .latency_by_phase
+                .iter()
+                .filter_map(|(k, h)| Some((k.clone(), Trend::of(h)?)))
+                .collect(),
+        },
+        other_frames: r.other_frames.clone(),
+        intervals: r.intervals.clone(),
+    }
+}

@@ -1,0 +1,381 @@
+//! SLO files (scenarios/slo/*.yaml): k6-style thresholds, e.g.
+//! ```yaml
+//! thresholds:
+//!   broadcast_latency: ["p(99)<250", "p(99.9)<1000"]
+//!   "broadcast_latency{phase:chat}": ["p(95)<200"]
+//!   delivery_ratio: ["rate>=0.9999"]
+//!   lost: ["count==0"]
+//!   connect_failed: [{threshold: "rate<0.001", abortOnFail: true}]
+//! ```
+//! Every threshold is reported with its observed value.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::HarnessError;
+
+/// What kind of numbers a metric holds, and so which aggregations it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Milliseconds: `p(N)`, `avg`, `min`, `max`, `med`.
+    Trend,
+    /// A share of 0–1: `rate`.
+    Rate,
+    /// A count: `count`.
+    Counter,
+}
+
+/// The metrics a run produces and SLOs can name.
+pub const METRICS: [(&str, Kind); 12] = [
+    ("broadcast_latency", Kind::Trend),
+    ("connect_latency", Kind::Trend),
+    ("delivery_ratio", Kind::Rate),
+    ("connect_failed", Kind::Rate),
+    ("delivered", Kind::Counter),
+    ("late", Kind::Counter),
+    ("lost", Kind::Counter),
+    ("duplicated", Kind::Counter),
+    ("dead_lettered", Kind::Counter),
+    ("error_frames", Kind::Counter),
+    ("messages_sent", Kind::Counter),
+    ("expected", Kind::Counter),
+];
+
+pub fn kind_of(metric: &str) -> Option<Kind> {
+    METRICS.iter().find(|(m, _)| *m == metric).map(|(_, k)| *k)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregation {
+    Percentile(f64),
+    Avg,
+    Min,
+    Max,
+    Med,
+    Rate,
+    Count,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+}
+
+impl Op {
+    pub fn holds(self, observed: f64, limit: f64) -> bool {
+        match self {
+            Op::Lt => observed < limit,
+            Op::Le => observed <= limit,
+            Op::Gt => observed > limit,
+            Op::Ge => observed >= limit,
+            Op::Eq => observed == limit,
+            Op::Ne => observed != limit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub metric: String,
+    /// `{phase:chat}` → {"phase": "chat"}
+    pub tags: BTreeMap<String, String>,
+    pub expression: String,
+    pub aggregation: Aggregation,
+    pub op: Op,
+    pub limit: f64,
+    pub abort_on_fail: bool,
+}
+
+impl Threshold {
+    /// `broadcast_latency{phase:chat}` as written.
+    pub fn name(&self) -> String {
+        if self.tags.is_empty() {
+            self.metric.clone()
+        } else {
+            let tags: Vec<String> = self.tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            format!("{}{{{}}}", self.metric, tags.join(","))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    thresholds: BTreeMap<String, Vec<Entry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Plain(String),
+    Full(FullEntry),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FullEntry {
+    threshold: String,
+    #[serde(default, rename = "abortOnFail")]
+    abort_on_fail: bool,
+}
+
+pub fn load(path: &Path) -> Result<Vec<Threshold>, HarnessError> {
+    let text = std::fs::read_to_string(path).map_err(|e| HarnessError::Io {
+        context: format!("reading SLO file {}", path.display()),
+        source: e,
+    })?;
+    parse(&text, path)
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<Vec<Threshold>, HarnessError> {
+    let bad = |message: String| HarnessError::Slo {
+        file: PathBuf::from(path),
+        message,
+    };
+    let file: File = yaml_serde::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::new();
+    for (key, entries) in file.thresholds {
+        let (metric, tags) = split_tags(&key).map_err(|m| bad(format!("thresholds.{key}: {m}")))?;
+        let kind = kind_of(&metric).ok_or_else(|| {
+            let known: Vec<&str> = METRICS.iter().map(|(m, _)| *m).collect();
+            bad(format!(
+                "thresholds.{key}: unknown metric {metric:?}; known: {}",
+                known.join(", ")
+            ))
+        })?;
+        for e in entries {
+            let (expression, abort_on_fail) = match e {
+                Entry::Plain(s) => (s, false),
+                Entry::Full(f) => (f.threshold, f.abort_on_fail),
+            };
+            let (aggregation, op, limit) = parse_expression(&expression, kind)
+                .map_err(|m| bad(format!("thresholds.{key}: {expression:?}: {m}")))?;
+            out.push(Threshold {
+                metric: metric.clone(),
+                tags: tags.clone(),
+                expression,
+                aggregation,
+                op,
+                limit,
+                abort_on_fail,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn split_tags(key: &str) -> Result<(String, BTreeMap<String, String>), String> {
+    let Some((metric, rest)) = key.split_once('{') else {
+        return Ok((key.trim().to_string(), BTreeMap::new()));
+    };
+    let inner = rest.strip_suffix('}').ok_or("tags must end with }")?;
+    let mut tags = BTreeMap::new();
+    for pair in inner.split(',').filter(|p| !p.trim().is_empty()) {
+        let (k, v) = pair
+            .split_once(':')
+            .ok_or_else(|| format!("tag {pair:?} is not name:value"))?;
+        if k.trim() != "phase" {
+            return Err(format!(
+                "unknown tag {:?}; the tag runs have is `phase`",
+                k.trim()
+            ));
+        }
+        tags.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok((metric.trim().to_string(), tags))
+}
+
+fn parse_expression(text: &str, kind: Kind) -> Result<(Aggregation, Op, f64), String> {
+    let ops = [
+        ("<=", Op::Le),
+        (">=", Op::Ge),
+        ("==", Op::Eq),
+        ("!=", Op::Ne),
+        ("<", Op::Lt),
+        (">", Op::Gt),
+    ];
+    let (at, op_text, op) = ops
+        .iter()
+        .filter_map(|(s, op)| text.find(s).map(|i| (i, *s, *op)))
+        .min_by_key(|(i, s, _)| (*i, usize::MAX - s.len()))
+        .ok_or("no comparison (<, <=, >, >=, ==, !=)")?;
+    let (left, right) = (text[..at].trim(), text[at + op_text.len()..].trim());
+    let limit: f64 = right
+        .parse()
+        .map_err(|_| format!("{right:?} is not a number"))?;
+    let aggregation = match left {
+        "avg" => Aggregation::Avg,
+        "min" => Aggregation::Min,
+        "max" => Aggregation::Max,
+        "med" => Aggregation::Med,
+        "rate" => Aggregation::Rate,
+        "count" => Aggregation::Count,
+        p if p.starts_with("p(") && p.ends_with(')') => {
+            let n: f64 = p[2..p.len() - 1]
+                .parse()
+                .map_err(|_| format!("{p:?} is not p(N)"))?;
+            if !(0.0..=100.0).contains(&n) {
+                return Err(format!("percentile {n} is outside 0–100"));
+            }
+            Aggregation::Percentile(n)
+        }
+        other => return Err(format!("unknown aggregation {other:?}")),
+    };
+    let fits = match kind {
+        Kind::Trend => !matches!(aggregation, Aggregation::Rate | Aggregation::Count),
+        Kind::Rate => aggregation == Aggregation::Rate,
+        Kind::Counter => aggregation == Aggregation::Count,
+    };
+    if !fits {
+        let allowed = match kind {
+            Kind::Trend => "p(N), avg, min, max, med",
+            Kind::Rate => "rate",
+            Kind::Counter => "count",
+        };
+        return Err(format!("this metric takes {allowed}"));
+    }
+    Ok((aggregation, op, limit))
+}
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    pub metric: String,
+    pub name: String,
+    pub expression: String,
+    /// None when the run produced no data for it (which fails the threshold).
+    pub observed: Option<f64>,
+    pub passed: bool,
+    pub abort_on_fail: bool,
+}
+
+/// Where thresholds read their numbers from.
+pub trait Observations {
+    fn observe(
+        &self,
+        metric: &str,
+        tags: &BTreeMap<String, String>,
+        aggregation: Aggregation,
+    ) -> Option<f64>;
+}
+
+pub fn evaluate(thresholds: &[Threshold], data: &dyn Observations) -> Vec<Verdict> {
+    thresholds
+        .iter()
+        .map(|t| {
+            let observed = data.observe(&t.metric, &t.tags, t.aggregation);
+            Verdict {
+                metric: t.metric.clone(),
+                name: t.name(),
+                expression: t.expression.clone(),
+                observed,
+                passed: observed.is_some_and(|v| t.op.holds(v, t.limit)),
+                abort_on_fail: t.abort_on_fail,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Vec<Threshold>, HarnessError> {
+        parse(text, Path::new("slo.yaml"))
+    }
+
+    #[test]
+    fn parses_k6_style_thresholds() {
+        let t = p(r#"
+thresholds:
+  broadcast_latency: ["p(99)<250", "p(99.9) <= 1000", "avg<100"]
+  "broadcast_latency{phase:chat}": ["med<50"]
+  delivery_ratio: ["rate>=0.9999"]
+  lost: ["count==0"]
+  connect_failed: [{threshold: "rate<0.001", abortOnFail: true}]
+"#)
+        .unwrap();
+        assert_eq!(t.len(), 7);
+        let p999 = t
+            .iter()
+            .find(|t| t.expression.starts_with("p(99.9)"))
+            .unwrap();
+        assert_eq!(
+            (p999.aggregation, p999.op, p999.limit),
+            (Aggregation::Percentile(99.9), Op::Le, 1000.0)
+        );
+        let tagged = t.iter().find(|t| !t.tags.is_empty()).unwrap();
+        assert_eq!(tagged.name(), "broadcast_latency{phase:chat}");
+        assert!(
+            t.iter()
+                .any(|t| t.abort_on_fail && t.metric == "connect_failed")
+        );
+    }
+
+    #[test]
+    fn bad_thresholds_say_what_is_wrong() {
+        let cases = [
+            (
+                "thresholds: {latency: [\"p(99)<1\"]}",
+                "unknown metric \"latency\"",
+            ),
+            ("thresholds: {lost: [\"p(99)<1\"]}", "takes count"),
+            ("thresholds: {lost: [\"count=0\"]}", "no comparison"),
+            ("thresholds: {lost: [\"count==zero\"]}", "not a number"),
+            (
+                "thresholds: {\"lost{room:a}\": [\"count==0\"]}",
+                "unknown tag",
+            ),
+            ("thresholds: {broadcast_latency: [\"p(101)<1\"]}", "outside"),
+            ("thresholdz: {}", "unknown field"),
+        ];
+        for (text, needle) in cases {
+            let err = p(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+            assert!(err.contains("slo.yaml"), "{err}");
+        }
+    }
+
+    struct Fixed;
+    impl Observations for Fixed {
+        fn observe(
+            &self,
+            metric: &str,
+            _: &BTreeMap<String, String>,
+            a: Aggregation,
+        ) -> Option<f64> {
+            match (metric, a) {
+                ("broadcast_latency", Aggregation::Percentile(_)) => Some(120.0),
+                ("lost", Aggregation::Count) => Some(3.0),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn evaluation_reports_observed_values_and_missing_data_fails() {
+        let t = p("thresholds: {broadcast_latency: [\"p(99)<250\", \"p(99)<100\"], lost: [\"count==0\"], delivery_ratio: [\"rate>0.5\"]}").unwrap();
+        let v = evaluate(&t, &Fixed);
+        let by = |e: &str| v.iter().find(|v| v.expression == e).unwrap();
+        assert!(by("p(99)<250").passed);
+        assert!(!by("p(99)<100").passed);
+        assert_eq!(by("count==0").observed, Some(3.0));
+        assert!(!by("count==0").passed);
+        assert!(!by("rate>0.5").passed && by("rate>0.5").observed.is_none());
+    }
+}
