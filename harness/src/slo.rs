@@ -146,7 +146,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Threshold>, HarnessError> {
         file: PathBuf::from(path),
         message,
     };
-    let file: File = yaml_serde::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let file: File = yaml_serde::from_str(text)
+        .map_err(|e| bad(crate::scenario::with_line(text, e.to_string())))?;
     let mut out = Vec::new();
     for (key, entries) in file.thresholds {
         let (metric, tags) = split_tags(&key).map_err(|m| bad(format!("thresholds.{key}: {m}")))?;

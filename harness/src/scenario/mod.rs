@@ -232,6 +232,28 @@ impl Plan {
     }
 }
 
+/// The parser gives no position for some errors (an unknown top-level field): find the
+/// field's line ourselves, so every structural error names one.
+pub fn with_line(text: &str, message: String) -> String {
+    if message.contains(" line ") {
+        return message;
+    }
+    let field = message
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next());
+    let Some(field) = field else { return message };
+    let line = text.lines().position(|l| {
+        let l = l.trim_start().trim_start_matches("- ");
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    });
+    match line {
+        Some(n) => format!("{message} at line {}", n + 1),
+        None => message,
+    }
+}
+
 pub fn load(path: &Path) -> Result<Plan, HarnessError> {
     let text = std::fs::read_to_string(path).map_err(|e| HarnessError::Io {
         context: format!("reading {}", path.display()),
@@ -243,7 +265,7 @@ pub fn load(path: &Path) -> Result<Plan, HarnessError> {
 pub fn parse(text: &str, path: &Path) -> Result<Plan, HarnessError> {
     let file: File = yaml_serde::from_str(text).map_err(|e| HarnessError::Scenario {
         file: path.to_path_buf(),
-        message: e.to_string(),
+        message: with_line(text, e.to_string()),
     })?;
     let bad = |message: String| HarnessError::Scenario {
         file: path.to_path_buf(),
