@@ -6,6 +6,7 @@ pub mod cli;
 pub mod dlq;
 pub mod engine;
 pub mod error;
+pub mod limits;
 pub mod local;
 pub mod report;
 pub mod run;

@@ -43,6 +43,8 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
         .clone()
         .or_else(|| plan.target.clone())
         .unwrap_or_else(|| "local".into());
+    // Both ends of every connection live in this process when the stack is embedded.
+    crate::limits::ensure_open_files(&plan, if target_name == "local" { 2 } else { 1 })?;
     let out_dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("reports").join(format!(
             "{}-{}",
