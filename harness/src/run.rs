@@ -138,6 +138,7 @@ async fn execute(
             Some(b) => b.set_message(line),
             None => eprintln!("{line}"),
         }
+        abort_check(thresholds, r, i.start_s + i.length_s)
     };
     let output = engine::execute(plan, target, &mut observer).await;
     if let Some(b) = bar {
@@ -175,6 +176,9 @@ async fn execute(
             totals: &totals,
         },
     );
+    if let Some(reason) = &output.aborted {
+        eprintln!("run aborted: {reason}");
+    }
     let s = summary::build(&output, totals, verdicts, plan, target_name, read);
     let json = serde_json::to_vec_pretty(&s).expect("the summary serialises");
     report::write_atomically(&out_dir.join("summary.json"), &json)?;
@@ -191,6 +195,41 @@ async fn execute(
         report::text::render(&s, &out_dir.display().to_string())
     );
     Ok(s.passed)
+}
+
+/// `abortOnFail` thresholds that can be judged mid-run (latency trends, connect failures)
+/// are checked each interval; the first that fails stops the run.
+fn abort_check(
+    thresholds: &[slo::Threshold],
+    record: &engine::record::Record,
+    at_s: f64,
+) -> Option<String> {
+    let live: Vec<slo::Threshold> = thresholds
+        .iter()
+        .filter(|t| {
+            t.abort_on_fail
+                && matches!(
+                    t.metric.as_str(),
+                    "broadcast_latency" | "connect_latency" | "connect_failed"
+                )
+        })
+        .cloned()
+        .collect();
+    if live.is_empty() {
+        return None;
+    }
+    let verdicts = slo::evaluate(&live, &summary::Live { record });
+    verdicts
+        .into_iter()
+        .find(|v| v.observed.is_some() && !v.passed)
+        .map(|v| {
+            format!(
+                "{} {} failed at {at_s:.0} s (observed {:.3}); abortOnFail",
+                v.name,
+                v.expression,
+                v.observed.unwrap_or_default()
+            )
+        })
 }
 
 async fn sqs_client(endpoint: &str, region: &str) -> aws_sdk_sqs::Client {

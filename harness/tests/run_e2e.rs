@@ -261,3 +261,34 @@ async fn the_smoke_scenario_passes_on_the_local_stack_with_everything_accounted(
         "{hlog}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_on_fail_threshold_stops_the_run_early() {
+    let (url, _, server) = broadcast_server(Duration::from_millis(50), 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = generic_scenario(
+        dir.path(),
+        "thresholds:\n  broadcast_latency: [{threshold: \"max<10\", abortOnFail: true}]\n",
+    );
+    let out = dir.path().join("report");
+    let code = run_cli(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--target",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    server.abort();
+    assert_eq!(code, 99);
+    let s = summary(&out);
+    let reason = s["run"]["aborted"]
+        .as_str()
+        .expect("the run says why it stopped");
+    assert!(
+        reason.contains("max<10") && reason.contains("abortOnFail"),
+        "{reason}"
+    );
+    assert_eq!(s["passed"], false);
+}

@@ -31,10 +31,13 @@ pub struct RunOutput {
     pub elapsed: Duration,
     pub clients_attempted: u64,
     pub messages_scheduled: u64,
+    /// Why the run stopped early, if it did.
+    pub aborted: Option<String>,
 }
 
-/// Called once per interval (1 s) with that interval and the run so far.
-pub type Observer<'a> = &'a mut dyn FnMut(&Interval, &Record);
+/// Called once per interval (1 s) with that interval and the run so far; returning a
+/// reason stops the schedule (an `abortOnFail` threshold failed): the run drains and ends.
+pub type Observer<'a> = &'a mut dyn FnMut(&Interval, &Record) -> Option<String>;
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -67,11 +70,12 @@ pub async fn execute(plan: &Plan, target: &Target, observer: Observer<'_>) -> Ru
     let mut next_message = ex.next_gap(Duration::ZERO, Kind::Message);
     let mut next_departure = ex.next_gap(Duration::ZERO, Kind::Departure);
     let mut next_tick = INTERVAL;
+    let mut aborted = None;
 
     // The schedule: arrivals, messages and departures until the last phase ends.
     loop {
         let now = start.elapsed();
-        if now >= end {
+        if now >= end || aborted.is_some() {
             break;
         }
         let due = [next_arrival, next_message, next_departure, next_tick, end]
@@ -95,7 +99,7 @@ pub async fn execute(plan: &Plan, target: &Target, observer: Observer<'_>) -> Ru
                 }
                 if next_tick <= due {
                     let i = ex.record.close_interval(us(due)).clone();
-                    observer(&i, &ex.record);
+                    aborted = observer(&i, &ex.record);
                     next_tick += INTERVAL;
                 }
             }
@@ -110,7 +114,7 @@ pub async fn execute(plan: &Plan, target: &Target, observer: Observer<'_>) -> Ru
             _ = tokio::time::sleep_until((start + due).into()) => {
                 if next_tick <= due {
                     let i = ex.record.close_interval(us(due)).clone();
-                    observer(&i, &ex.record);
+                    let _ = observer(&i, &ex.record);
                     next_tick += INTERVAL;
                 }
             }
@@ -142,6 +146,7 @@ pub async fn execute(plan: &Plan, target: &Target, observer: Observer<'_>) -> Ru
         clients_attempted: ex.record.clients.len() as u64,
         messages_scheduled: ex.messages_scheduled,
         record: ex.record,
+        aborted,
     }
 }
 

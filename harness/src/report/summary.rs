@@ -73,6 +73,8 @@ pub struct RunInfo {
     pub started_at: String,
     pub duration_s: f64,
     pub seed: u64,
+    /// Why the run stopped early (an abortOnFail threshold), if it did.
+    pub aborted: Option<String>,
     /// Whether the DLQ was read for the accounting (it needs an AWS endpoint).
     pub dead_letters_read: bool,
 }
@@ -103,6 +105,53 @@ pub struct Latency {
     pub broadcast_by_phase: BTreeMap<String, Trend>,
 }
 
+/// Mid-run observations: the trends and connection figures so far (no accounting yet).
+pub struct Live<'a> {
+    pub record: &'a crate::engine::record::Record,
+}
+
+impl Observations for Live<'_> {
+    fn observe(
+        &self,
+        metric: &str,
+        tags: &BTreeMap<String, String>,
+        a: Aggregation,
+    ) -> Option<f64> {
+        let r = self.record;
+        match metric {
+            "broadcast_latency" | "connect_latency" => {
+                let h = match (metric, tags.get("phase")) {
+                    ("broadcast_latency", Some(p)) => r.latency_by_phase.get(p)?,
+                    ("broadcast_latency", None) => &r.latency,
+                    _ => &r.connect,
+                };
+                trend_value(h, a)
+            }
+            "connect_failed" => {
+                let failed: u64 = r.connect_failures.values().sum();
+                let attempted = r.clients.len() as u64;
+                (attempted > 0).then(|| failed as f64 / attempted as f64)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn trend_value(h: &Hdr<u64>, a: Aggregation) -> Option<f64> {
+    if h.is_empty() {
+        return None;
+    }
+    let ms = |v: u64| v as f64 / 1000.0;
+    Some(match a {
+        Aggregation::Percentile(p) => ms(h.value_at_percentile(p)),
+        Aggregation::Avg => h.mean() / 1000.0,
+        Aggregation::Min => ms(h.min()),
+        Aggregation::Max => ms(h.max()),
+        Aggregation::Med => ms(h.value_at_quantile(0.5)),
+        Aggregation::Rate | Aggregation::Count => return None,
+    })
+}
+
 /// What thresholds are evaluated against: the run's histograms and totals.
 pub struct Measured<'a> {
     pub output: &'a RunOutput,
@@ -117,20 +166,7 @@ impl Observations for Measured<'_> {
         a: Aggregation,
     ) -> Option<f64> {
         let r = &self.output.record;
-        let trend = |h: &Hdr<u64>| -> Option<f64> {
-            if h.is_empty() {
-                return None;
-            }
-            let ms = |v: u64| v as f64 / 1000.0;
-            Some(match a {
-                Aggregation::Percentile(p) => ms(h.value_at_percentile(p)),
-                Aggregation::Avg => h.mean() / 1000.0,
-                Aggregation::Min => ms(h.min()),
-                Aggregation::Max => ms(h.max()),
-                Aggregation::Med => ms(h.value_at_quantile(0.5)),
-                Aggregation::Rate | Aggregation::Count => return None,
-            })
-        };
+        let trend = |h: &Hdr<u64>| trend_value(h, a);
         if let Some(phase) = tags.get("phase") {
             return match metric {
                 "broadcast_latency" => r.latency_by_phase.get(phase).and_then(trend),
@@ -178,6 +214,7 @@ pub fn build(
             started_at: output.started_at.to_rfc3339(),
             duration_s: output.elapsed.as_secs_f64(),
             seed: plan.seed,
+            aborted: output.aborted.clone(),
             dead_letters_read,
         },
         passed: verdicts.iter().all(|v| v.passed),
