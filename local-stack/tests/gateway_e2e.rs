@@ -322,30 +322,7 @@ async fn a_failing_integration_answers_internal_server_error_and_keeps_the_socke
     let f = stack.endpoints.functions["DefaultFunction"].clone();
     let mut ws = connect(&stack.endpoints.websocket_url).await;
     let id = whoami(&mut ws).await;
-    let mut vars = lambda
-        .get_function_configuration()
-        .function_name(&f)
-        .send()
-        .await
-        .unwrap()
-        .environment()
-        .and_then(|e| e.variables().cloned())
-        .unwrap_or_default();
-    vars.insert(
-        "DYNAMOWAVE_FAULTS".into(),
-        r#"{"error":{"percentage":100}}"#.into(),
-    );
-    lambda
-        .update_function_configuration()
-        .function_name(&f)
-        .environment(
-            aws_sdk_lambda::types::Environment::builder()
-                .set_variables(Some(vars))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    support::set_faults(&lambda, &f, r#"{"error":{"percentage":100}}"#, None).await;
     send_json(&mut ws, json!({"action": "whoami"})).await;
     let frame = next_json(&mut ws, 30).await;
     assert_eq!(frame["message"], "Internal server error", "{frame}");

@@ -29,26 +29,13 @@ async fn reserved_concurrency_2_throttles_the_rest_while_others_run() {
         .await
         .unwrap();
     // Every invocation of the default function now takes 1.5 s, so calls overlap.
-    let mut vars = lambda
-        .get_function_configuration()
-        .function_name(&default_fn)
-        .send()
-        .await
-        .unwrap()
-        .environment()
-        .and_then(|e| e.variables().cloned())
-        .unwrap_or_default();
-    vars.insert(
-        "DYNAMOWAVE_FAULTS".into(),
-        r#"{"latency":{"percentage":100,"min_ms":1500,"max_ms":1500}}"#.into(),
-    );
-    lambda
-        .update_function_configuration()
-        .function_name(&default_fn)
-        .environment(Environment::builder().set_variables(Some(vars)).build())
-        .send()
-        .await
-        .unwrap();
+    support::set_faults(
+        &lambda,
+        &default_fn,
+        r#"{"latency":{"percentage":100,"min_ms":1500,"max_ms":1500}}"#,
+        None,
+    )
+    .await;
 
     // No SDK retries, so each 429 is seen as it happened.
     let no_retry = aws_sdk_lambda::config::Builder::from(&sdk)
@@ -280,27 +267,7 @@ async fn a_timeout_kills_the_instance_and_the_next_call_gets_a_new_one() {
     let sdk = support::sdk(&stack).await;
     let lambda = aws_sdk_lambda::Client::new(&sdk);
     let f = stack.endpoints.functions["DefaultFunction"].clone();
-    let mut vars = lambda
-        .get_function_configuration()
-        .function_name(&f)
-        .send()
-        .await
-        .unwrap()
-        .environment()
-        .and_then(|e| e.variables().cloned())
-        .unwrap_or_default();
-    vars.insert(
-        "DYNAMOWAVE_FAULTS".into(),
-        r#"{"timeout":{"percentage":100}}"#.into(),
-    );
-    lambda
-        .update_function_configuration()
-        .function_name(&f)
-        .timeout(1)
-        .environment(Environment::builder().set_variables(Some(vars)).build())
-        .send()
-        .await
-        .unwrap();
+    support::set_faults(&lambda, &f, r#"{"timeout":{"percentage":100}}"#, Some(1)).await;
     let out = lambda
         .invoke()
         .function_name(&f)

@@ -78,3 +78,16 @@ impl IntoResponse for AwsError {
         response
     }
 }
+
+/// A JSON success (200) or an AWS-shaped error: the REST APIs' usual answer.
+pub fn respond(result: Result<serde_json::Value, AwsError>) -> Response {
+    match result {
+        Ok(v) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            v.to_string(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-pub use aws_error::AwsError;
+pub use aws_error::{AwsError, respond};
 
 use crate::gateway::Gateway;
 use crate::lambda::LambdaService;

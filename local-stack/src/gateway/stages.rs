@@ -6,14 +6,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use super::throttle::TokenBucket;
 use super::{Gateway, StageState};
-use crate::edge::AwsError;
+use crate::edge::{AwsError, respond};
 use crate::model::Throttle;
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -183,16 +182,4 @@ async fn update_stage(
         tracing::info!(stage = %s.spec.name, "stage throttling updated");
         Ok(describe(s))
     }))
-}
-
-fn respond(result: Result<Value, AwsError>) -> Response {
-    match result {
-        Ok(v) => (
-            StatusCode::OK,
-            [("content-type", "application/json")],
-            v.to_string(),
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
 }

@@ -14,7 +14,7 @@ use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use super::{Function, LambdaService, now_iso};
-use crate::edge::AwsError;
+use crate::edge::{AwsError, respond};
 
 pub fn router(service: Arc<LambdaService>) -> Router {
     Router::new()
@@ -272,16 +272,4 @@ fn configuration(s: &LambdaService, f: &Function) -> Value {
 
 fn invalid(message: String) -> AwsError {
     AwsError::new(400, "InvalidParameterValueException", message).with_field("Type", "User")
-}
-
-fn respond(result: Result<Value, AwsError>) -> Response {
-    match result {
-        Ok(v) => (
-            StatusCode::OK,
-            [("content-type", "application/json")],
-            v.to_string(),
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
 }

@@ -110,3 +110,35 @@ pub async fn whoami(ws: &mut Ws) -> String {
     assert_eq!(frame["type"], "whoami", "{frame}");
     frame["connectionId"].as_str().unwrap().to_string()
 }
+
+/// Sets a function's `DYNAMOWAVE_FAULTS` (and optionally its timeout) through
+/// Get/UpdateFunctionConfiguration, keeping its other variables, as chaos actions do.
+pub async fn set_faults(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    faults: &str,
+    timeout: Option<i32>,
+) {
+    let mut vars = lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .expect("GetFunctionConfiguration")
+        .environment()
+        .and_then(|e| e.variables().cloned())
+        .unwrap_or_default();
+    vars.insert("DYNAMOWAVE_FAULTS".into(), faults.into());
+    lambda
+        .update_function_configuration()
+        .function_name(function)
+        .set_timeout(timeout)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .set_variables(Some(vars))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("UpdateFunctionConfiguration");
+}
