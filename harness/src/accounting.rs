@@ -55,9 +55,9 @@ pub fn account(
         .map(|d| (d.sender, d.seq))
         .collect();
     let mut rooms: HashMap<Option<u32>, Vec<u32>> = HashMap::new();
-    for (i, c) in record.clients.iter().enumerate() {
+    for (&id, c) in &record.clients {
         if c.joined_us.is_some() {
-            rooms.entry(c.room).or_default().push(i as u32);
+            rooms.entry(c.room).or_default().push(id);
         }
     }
     let mut t = Totals {
@@ -70,7 +70,7 @@ pub fn account(
             if c == m.sender && !echo_to_sender {
                 continue;
             }
-            let info = &record.clients[c as usize];
+            let info = &record.clients[&c];
             let present = info.joined_us.is_some_and(|j| j <= m.intended_us)
                 && info.left_us.is_none_or(|l| l > m.intended_us);
             if !present {
@@ -126,8 +126,8 @@ mod tests {
     #[test]
     fn the_totals_add_up() {
         let mut r = Record::new(1_000_000, vec![(0, 100_000_000, "p".into())]);
-        for _ in 0..4 {
-            r.add_client(None);
+        for id in 0..4 {
+            r.add_client(id, None);
         }
         for c in 0..4 {
             r.apply(Event::Connected {

@@ -24,6 +24,10 @@ pub enum Command {
     Run(RunArgs),
     /// Check scenario files (and their SLO files) without running anything.
     Validate(ValidateArgs),
+    /// One share of a distributed run (started by `run`; reads its assignment on stdin and
+    /// prints its result on stdout).
+    #[command(hide = true)]
+    Worker,
     /// The local stack: an offline, AWS-compatible home for the chat.
     #[command(subcommand)]
     Local(LocalCommand),
@@ -48,6 +52,10 @@ pub struct RunArgs {
     /// The report folder [default: reports/{scenario}-{time}].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Worker processes to spread the clients over [default: as many as the open-file
+    /// limit needs, usually 1].
+    #[arg(long)]
+    pub workers: Option<u32>,
     /// Settings of the embedded local stack (target `local`).
     #[command(flatten)]
     pub local: UpArgs,
@@ -113,6 +121,7 @@ pub async fn run(cli: Cli) -> Result<i32, HarnessError> {
     match cli.command {
         Command::Run(args) => crate::run::run(args).await,
         Command::Validate(args) => crate::run::validate(args),
+        Command::Worker => crate::workers::worker().await,
         Command::Local(LocalCommand::Up(args)) => crate::local::up(args).await,
     }
 }

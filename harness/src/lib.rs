@@ -12,5 +12,6 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod slo;
+pub mod workers;
 
 pub use error::HarnessError;

@@ -1,6 +1,6 @@
 //! Open files: a client is a socket, so the process's file limit caps the clients it can
-//! hold. The soft limit is raised to the hard one; asking for more than that is an error
-//! that names the limit (it cannot be raised without privileges).
+//! hold. The soft limit is raised to the hard one; a run that still cannot fit is split over
+//! worker processes, or refused with an error that names the limit.
 
 use crate::error::HarnessError;
 use crate::scenario::Plan;
@@ -22,17 +22,15 @@ pub fn peak_clients(plan: &Plan) -> u64 {
     cap.map_or(total, |c| total.min(c))
 }
 
-/// Raises the soft limit to the hard one and checks the run fits. `sockets_per_client` is
-/// 2 when the server side lives in this process too (the embedded local stack).
-pub fn ensure_open_files(plan: &Plan, sockets_per_client: u64) -> Result<u64, HarnessError> {
-    let needed = peak_clients(plan) * sockets_per_client + OVERHEAD;
+/// Raises the soft open-file limit to the hard one; returns (soft, hard) as they now are.
+pub fn raise_open_files() -> (u64, u64) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Ok(needed);
+        return (1024, 1024);
     }
     if lim.rlim_cur < lim.rlim_max {
         let raised = libc::rlimit {
@@ -43,15 +41,31 @@ pub fn ensure_open_files(plan: &Plan, sockets_per_client: u64) -> Result<u64, Ha
             lim.rlim_cur = lim.rlim_max;
         }
     }
-    if needed > lim.rlim_cur {
+    (lim.rlim_cur, lim.rlim_max)
+}
+
+/// How many worker processes hold the plan's clients within the open-file limit.
+pub fn workers_needed(plan: &Plan) -> u32 {
+    let per_process = raise_open_files().0.saturating_sub(OVERHEAD).max(1);
+    peak_clients(plan).div_ceil(per_process).max(1) as u32
+}
+
+/// Raises the limit and checks this process's part fits: `sockets_per_client` sockets (the
+/// embedded local stack holds the server side too) for 1/`share` of the plan's clients.
+pub fn ensure_open_files(
+    plan: &Plan,
+    sockets_per_client: u64,
+    share: u64,
+) -> Result<u64, HarnessError> {
+    let needed = peak_clients(plan) * sockets_per_client / share.max(1) + OVERHEAD;
+    let (soft, hard) = raise_open_files();
+    if needed > soft {
         return Err(HarnessError::Usage(format!(
-            "{}: this run may hold up to {} clients and needs about {needed} open files, but this \
-             process may open at most {} (RLIMIT_NOFILE, hard limit {}); lower max_clients or \
-             arrival rates",
+            "{}: this run may hold up to {} clients and this process needs about {needed} open \
+             files for its part, but it may open at most {soft} (RLIMIT_NOFILE, hard limit \
+             {hard}); use more --workers, or lower max_clients or arrival rates",
             plan.source.display(),
             peak_clients(plan),
-            lim.rlim_cur,
-            lim.rlim_max
         )));
     }
     Ok(needed)
@@ -70,15 +84,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(peak_clients(&plan), 300);
+        assert_eq!(workers_needed(&plan), 1);
         let huge = crate::scenario::parse(
             "phases:\n  - {name: a, duration: 1000s, arrival_rate: 1000}\n",
             Path::new("huge.yaml"),
         )
         .unwrap();
-        let err = ensure_open_files(&huge, 2).unwrap_err().to_string();
+        let err = ensure_open_files(&huge, 2, 1).unwrap_err().to_string();
         assert!(
             err.contains("RLIMIT_NOFILE") && err.contains("huge.yaml"),
             "{err}"
+        );
+        assert!(
+            workers_needed(&huge) > 1,
+            "a million clients need several processes"
         );
     }
 }

@@ -43,8 +43,18 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
         .clone()
         .or_else(|| plan.target.clone())
         .unwrap_or_else(|| "local".into());
-    // Both ends of every connection live in this process when the stack is embedded.
-    crate::limits::ensure_open_files(&plan, if target_name == "local" { 2 } else { 1 })?;
+    // More clients than one process can hold are split over worker processes.
+    let workers = args
+        .workers
+        .unwrap_or_else(|| crate::limits::workers_needed(&plan));
+    if workers == 0 {
+        return Err(HarnessError::Usage("--workers must be 1 or more".into()));
+    }
+    // The embedded stack holds the server side of every connection in this process; with
+    // one worker the clients' ends are here too.
+    let local = target_name == "local";
+    let sockets = u64::from(local) + u64::from(workers == 1);
+    crate::limits::ensure_open_files(&plan, sockets, 1)?;
     let out_dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("reports").join(format!(
             "{}-{}",
@@ -99,7 +109,7 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
         )));
     };
 
-    let result = execute(&plan, &thresholds, &target, &target_name, &out_dir).await;
+    let result = execute(&plan, &thresholds, &target, &target_name, &out_dir, workers).await;
     if let Some(stack) = stack {
         stack.shutdown().await;
     }
@@ -113,6 +123,7 @@ async fn execute(
     target: &Target,
     target_name: &str,
     out_dir: &Path,
+    workers: u32,
 ) -> Result<bool, HarnessError> {
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
@@ -140,7 +151,12 @@ async fn execute(
         }
         abort_check(thresholds, r, i.start_s + i.length_s)
     };
-    let output = engine::execute(plan, target, &mut observer).await;
+    let output = if workers > 1 {
+        eprintln!("running over {workers} worker processes …");
+        crate::workers::run_distributed(plan, &target.websocket_url, workers).await?
+    } else {
+        engine::execute(plan, target, engine::Options::default(), &mut observer).await
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -152,8 +168,7 @@ async fn execute(
             .record
             .clients
             .iter()
-            .enumerate()
-            .filter_map(|(i, c)| Some((c.connection_id.clone()?, i as u32)))
+            .filter_map(|(id, c)| Some((c.connection_id.clone()?, *id)))
             .collect();
         match dlq::read(sqs, url, output.run_id, &ids).await {
             Ok(d) => {

@@ -292,3 +292,44 @@ async fn an_abort_on_fail_threshold_stops_the_run_early() {
     );
     assert_eq!(s["passed"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_account_for_every_delivery() {
+    let (url, _, server) = broadcast_server(Duration::from_millis(5), 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = generic_scenario(dir.path(), "thresholds:\n  lost: [\"count==0\"]\n");
+    let out = dir.path().join("report");
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_dynamowave"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--target",
+            &url,
+            "--workers",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(120), status)
+        .await
+        .unwrap()
+        .unwrap();
+    server.abort();
+    assert_eq!(status.code(), Some(0));
+    let s = summary(&out);
+    // Ten clients over two processes, ids interleaved; every client got every message.
+    assert_eq!(s["clients"]["connected"], 10, "{}", s["clients"]);
+    let a = &s["accounting"];
+    let sent = s["messages"]["scheduled"].as_u64().unwrap();
+    assert!(sent >= 40, "both workers sent their share: {sent}");
+    assert_eq!(a["expected"].as_u64().unwrap(), sent * 10, "{a}");
+    assert_eq!(a["expected"], a["delivered"], "{a}");
+    assert_eq!(
+        s["latency"]["broadcast"]["count"].as_u64().unwrap(),
+        sent * 10
+    );
+}

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod record;
 pub mod stamp;
+pub mod wire;
 
 use std::time::{Duration, Instant};
 
@@ -35,16 +36,65 @@ pub struct RunOutput {
     pub aborted: Option<String>,
 }
 
+/// Which share of the plan this process runs: worker `index` of `count` gets 1/count of
+/// every rate and cap, its own seed, and client ids `local × count + index`, so results of
+/// all workers merge without collisions. A single-process run is worker 0 of 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub const SINGLE: Shard = Shard { index: 0, count: 1 };
+
+    fn global(&self, local: usize) -> u32 {
+        local as u32 * self.count + self.index
+    }
+
+    fn local(&self, global: u32) -> usize {
+        ((global - self.index) / self.count) as usize
+    }
+}
+
+/// How a run is started: its share, and (for workers) the run id and the common start.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub shard: Shard,
+    pub run_id: Option<u32>,
+    /// When the schedule starts; workers of one run share it so intended times align.
+    pub start: Option<Instant>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            shard: Shard::SINGLE,
+            run_id: None,
+            start: None,
+        }
+    }
+}
+
 /// Called once per interval (1 s) with that interval and the run so far; returning a
 /// reason stops the schedule (an `abortOnFail` threshold failed): the run drains and ends.
 pub type Observer<'a> = &'a mut dyn FnMut(&Interval, &Record) -> Option<String>;
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
-pub async fn execute(plan: &Plan, target: &Target, observer: Observer<'_>) -> RunOutput {
-    let run_id: u32 = rand::random();
+pub async fn execute(
+    plan: &Plan,
+    target: &Target,
+    options: Options,
+    observer: Observer<'_>,
+) -> RunOutput {
+    let run_id: u32 = options.run_id.unwrap_or_else(rand::random);
+    let start = options.start.unwrap_or_else(Instant::now);
+    if let Some(wait) = start.checked_duration_since(Instant::now()) {
+        tokio::time::sleep(wait).await;
+    }
     let started_at = chrono::Utc::now();
-    let start = Instant::now();
+    let shard = options.shard;
     let phases_us = plan
         .phases
         .iter()
@@ -55,7 +105,8 @@ pub async fn execute(plan: &Plan, target: &Target, observer: Observer<'_>) -> Ru
         target,
         run_id,
         start,
-        rng: StdRng::seed_from_u64(plan.seed),
+        rng: StdRng::seed_from_u64(plan.seed.wrapping_add(u64::from(shard.index))),
+        shard,
         record: Record::new(us(plan.deadline), phases_us),
         commands: Vec::new(),
         live: Vec::new(),
@@ -167,6 +218,7 @@ struct Executor<'a> {
     run_id: u32,
     start: Instant,
     rng: StdRng,
+    shard: Shard,
     record: Record,
     commands: Vec<Option<mpsc::UnboundedSender<Command>>>,
     /// Clients connected and not leaving: the ones that may send and depart.
@@ -182,23 +234,22 @@ impl Executor<'_> {
         match &ev {
             Event::Connected { client, .. } => {
                 self.connecting = self.connecting.saturating_sub(1);
-                if self
-                    .commands
-                    .get(*client as usize)
-                    .is_some_and(Option::is_some)
-                {
+                let local = self.shard.local(*client);
+                if self.commands.get(local).is_some_and(Option::is_some) {
                     self.live.push(*client);
                 }
             }
             Event::ConnectFailed { client, .. } => {
                 self.connecting = self.connecting.saturating_sub(1);
-                if let Some(c) = self.commands.get_mut(*client as usize) {
+                let local = self.shard.local(*client);
+                if let Some(c) = self.commands.get_mut(local) {
                     *c = None;
                 }
             }
             Event::Closed { client, .. } => {
                 self.live.retain(|c| c != client);
-                if let Some(c) = self.commands.get_mut(*client as usize) {
+                let local = self.shard.local(*client);
+                if let Some(c) = self.commands.get_mut(local) {
                     *c = None;
                 }
             }
@@ -210,22 +261,27 @@ impl Executor<'_> {
     /// The rate of `kind` events at `t`: a ramp for arrivals, total or per-client rates for
     /// messages.
     fn rate(&self, phase: &Phase, t: Duration, kind: Kind) -> f64 {
-        match kind {
-            Kind::Arrival => {
-                let f =
-                    (t.saturating_sub(phase.start)).as_secs_f64() / phase.duration.as_secs_f64();
-                phase.arrival_rate
-                    + (phase.arrival_rate_end - phase.arrival_rate) * f.clamp(0.0, 1.0)
-            }
-            Kind::Message => {
-                if phase.message_rate_per_client > 0.0 {
-                    phase.message_rate_per_client * self.live.len() as f64
-                } else {
-                    phase.message_rate
+        let share = 1.0 / f64::from(self.shard.count);
+        share
+            * match kind {
+                Kind::Arrival => {
+                    let f = (t.saturating_sub(phase.start)).as_secs_f64()
+                        / phase.duration.as_secs_f64();
+                    phase.arrival_rate
+                        + (phase.arrival_rate_end - phase.arrival_rate) * f.clamp(0.0, 1.0)
                 }
+                Kind::Message => {
+                    if phase.message_rate_per_client > 0.0 {
+                        // Per connected client of this worker: undo the share.
+                        phase.message_rate_per_client
+                            * self.live.len() as f64
+                            * f64::from(self.shard.count)
+                    } else {
+                        phase.message_rate
+                    }
+                }
+                Kind::Departure => phase.departure_rate,
             }
-            Kind::Departure => phase.departure_rate,
-        }
     }
 
     /// When the next `kind` event is due after `from`. With no rate now, look again at the
@@ -263,14 +319,16 @@ impl Executor<'_> {
             return;
         };
         let active = self.live.len() as u32 + self.connecting;
-        if phase.max_clients.is_some_and(|m| active >= m) {
+        // This worker's part of the cap: the ids below it that are its own.
+        let cap = phase
+            .max_clients
+            .map(|m| (m + self.shard.count - 1 - self.shard.index) / self.shard.count);
+        if cap.is_some_and(|m| active >= m) {
             return;
         }
-        let room = self
-            .plan
-            .rooms
-            .map(|n| self.record.clients.len() as u32 % n);
-        let index = self.record.add_client(room);
+        let index = self.shard.global(self.commands.len());
+        let room = self.plan.rooms.map(|n| index % n);
+        self.record.add_client(index, room);
         let (tx, rx) = mpsc::unbounded_channel();
         self.commands.push(Some(tx));
         self.seqs.push(0);
@@ -327,10 +385,11 @@ impl Executor<'_> {
             return;
         }
         let sender = self.live[self.rng.random_range(0..self.live.len())];
-        let seq = self.seqs[sender as usize];
-        self.seqs[sender as usize] += 1;
+        let local = self.shard.local(sender);
+        let seq = self.seqs[local];
+        self.seqs[local] += 1;
         self.messages_scheduled += 1;
-        let room = self.record.clients[sender as usize].room;
+        let room = self.record.clients.get(&sender).and_then(|c| c.room);
         self.record.add_message(MessageInfo {
             sender,
             seq,
@@ -338,7 +397,7 @@ impl Executor<'_> {
             room,
             sent: true,
         });
-        if let Some(Some(tx)) = self.commands.get(sender as usize) {
+        if let Some(Some(tx)) = self.commands.get(local) {
             let _ = tx.send(Command::Send {
                 seq,
                 intended_us: us(intended),
@@ -352,7 +411,7 @@ impl Executor<'_> {
         }
         let i = self.rng.random_range(0..self.live.len());
         let client = self.live.swap_remove(i);
-        if let Some(Some(tx)) = self.commands.get(client as usize) {
+        if let Some(Some(tx)) = self.commands.get(self.shard.local(client)) {
             let _ = tx.send(Command::Leave);
         }
     }

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::Deserialize;
+
 use hdrhistogram::Histogram as Hdr;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use serde::Serialize;
@@ -50,7 +52,7 @@ pub enum Event {
     },
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientInfo {
     pub room: Option<u32>,
     pub joined_us: Option<u64>,
@@ -58,7 +60,7 @@ pub struct ClientInfo {
     pub connection_id: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageInfo {
     pub sender: u32,
     pub seq: u32,
@@ -68,7 +70,7 @@ pub struct MessageInfo {
 }
 
 /// Which seqs of one sender a recipient got, and which of those came late.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairBits {
     pub received: Vec<u64>,
     pub late: Vec<u64>,
@@ -92,7 +94,7 @@ impl PairBits {
 }
 
 /// One interval's figures, for progress, the report's time series and the .hlog.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Interval {
     pub start_s: f64,
@@ -106,15 +108,45 @@ pub struct Interval {
     pub connected: u64,
     pub sent: u64,
     pub other_frames: u64,
-    #[serde(skip)]
+    /// The interval's histogram, V2-deflate serialised (for the .hlog and for merging).
+    #[serde(skip_serializing, default)]
     pub hdr_v2: Vec<u8>,
+}
+
+impl Interval {
+    /// An interval's latency figures from its histogram (the counters start at 0).
+    pub fn from_histogram(
+        start_s: f64,
+        length_s: f64,
+        phase: Option<String>,
+        h: &Hdr<u64>,
+    ) -> Interval {
+        let ms = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
+        let mut hdr_v2 = Vec::new();
+        let _ = V2DeflateSerializer::new().serialize(h, &mut hdr_v2);
+        Interval {
+            start_s,
+            length_s,
+            phase,
+            received: h.len(),
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: (!h.is_empty()).then(|| h.max() as f64 / 1000.0),
+            connected: 0,
+            sent: 0,
+            other_frames: 0,
+            hdr_v2,
+        }
+    }
 }
 
 pub struct Record {
     pub latency: Hdr<u64>,
     pub latency_by_phase: BTreeMap<String, Hdr<u64>>,
     pub connect: Hdr<u64>,
-    pub clients: Vec<ClientInfo>,
+    /// By client id (ids are global across workers).
+    pub clients: BTreeMap<u32, ClientInfo>,
     pub messages: Vec<MessageInfo>,
     pub pairs: HashMap<(u32, u32), PairBits>,
     pub duplicated: u64,
@@ -142,7 +174,7 @@ impl Record {
             latency: histogram(),
             latency_by_phase: BTreeMap::new(),
             connect: histogram(),
-            clients: Vec::new(),
+            clients: BTreeMap::new(),
             messages: Vec::new(),
             pairs: HashMap::new(),
             duplicated: 0,
@@ -175,12 +207,14 @@ impl Record {
             })
     }
 
-    pub fn add_client(&mut self, room: Option<u32>) -> u32 {
-        self.clients.push(ClientInfo {
-            room,
-            ..Default::default()
-        });
-        (self.clients.len() - 1) as u32
+    pub fn add_client(&mut self, id: u32, room: Option<u32>) {
+        self.clients.insert(
+            id,
+            ClientInfo {
+                room,
+                ..Default::default()
+            },
+        );
     }
 
     pub fn add_message(&mut self, m: MessageInfo) {
@@ -197,7 +231,7 @@ impl Record {
                 connection_id,
             } => {
                 let _ = self.connect.record(connect_us.max(1));
-                if let Some(c) = self.clients.get_mut(client as usize) {
+                if let Some(c) = self.clients.get_mut(&client) {
                     c.joined_us = Some(at_us);
                     c.connection_id = connection_id;
                 }
@@ -221,7 +255,7 @@ impl Record {
                 code,
                 by_us,
             } => {
-                if let Some(c) = self.clients.get_mut(client as usize)
+                if let Some(c) = self.clients.get_mut(&client)
                     && c.left_us.is_none()
                 {
                     c.left_us = Some(at_us);
@@ -273,23 +307,15 @@ impl Record {
     /// Closes the interval ending at `now_us` and starts the next.
     pub fn close_interval(&mut self, now_us: u64) -> &Interval {
         let h = std::mem::replace(&mut self.interval, histogram());
-        let ms = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
-        let mut hdr_v2 = Vec::new();
-        let _ = V2DeflateSerializer::new().serialize(&h, &mut hdr_v2);
-        let interval = Interval {
-            start_s: self.interval_start_us as f64 / 1e6,
-            length_s: now_us.saturating_sub(self.interval_start_us) as f64 / 1e6,
-            phase: self.phase_of(self.interval_start_us).map(str::to_string),
-            received: h.len(),
-            p50_ms: ms(0.5),
-            p99_ms: ms(0.99),
-            p999_ms: ms(0.999),
-            max_ms: (!h.is_empty()).then(|| h.max() as f64 / 1000.0),
-            connected: self.connected_now,
-            sent: std::mem::take(&mut self.interval_sent),
-            other_frames: std::mem::take(&mut self.interval_other),
-            hdr_v2,
-        };
+        let mut interval = Interval::from_histogram(
+            self.interval_start_us as f64 / 1e6,
+            now_us.saturating_sub(self.interval_start_us) as f64 / 1e6,
+            self.phase_of(self.interval_start_us).map(str::to_string),
+            &h,
+        );
+        interval.connected = self.connected_now;
+        interval.sent = std::mem::take(&mut self.interval_sent);
+        interval.other_frames = std::mem::take(&mut self.interval_other);
         self.interval_start_us = now_us;
         self.intervals.push(interval);
         self.intervals.last().expect("just pushed")

@@ -221,7 +221,7 @@ pub fn build(
         thresholds: verdicts,
         clients: Clients {
             attempted: output.clients_attempted,
-            connected: r.clients.iter().filter(|c| c.joined_us.is_some()).count() as u64,
+            connected: r.clients.values().filter(|c| c.joined_us.is_some()).count() as u64,
             failed,
             failures_by_cause: r.connect_failures.clone(),
             closes_by_code: r.closes.clone(),
