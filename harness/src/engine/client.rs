@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use tokio::sync::mpsc;
-use tokio_websockets::{ClientBuilder, CloseCode, Message};
+
+use tokio_websockets::{ClientBuilder, CloseCode, MaybeTlsStream, Message};
 
 use super::record::{Event, Receipt};
 use super::stamp::Stamp;
@@ -179,6 +181,26 @@ fn describe(text: &str) -> String {
         .unwrap_or_else(|| text.chars().take(60).collect())
 }
 
+/// Connections per loopback source address: one address has about 28,000 ephemeral ports
+/// per destination here, so clients beyond each 25,000 use the next 127.0.0.x.
+const PER_SOURCE: u32 = 25_000;
+
+/// For a `ws://127.x.x.x:port` target and a client past the first source address's share:
+/// (the source address to bind, the destination). None: connect normally.
+fn loopback_source(url: &str, index: u32) -> Option<(Ipv4Addr, SocketAddr)> {
+    let block = index / PER_SOURCE;
+    if block == 0 {
+        return None;
+    }
+    let authority = url.strip_prefix("ws://")?.split('/').next()?;
+    let dest: SocketAddrV4 = authority.parse().ok()?;
+    if !dest.ip().is_loopback() {
+        return None;
+    }
+    let source = Ipv4Addr::new(127, 0, (block / 254) as u8, (1 + block % 254) as u8);
+    Some((source, SocketAddr::V4(dest)))
+}
+
 async fn connect(
     spec: &ClientSpec,
 ) -> Result<
@@ -196,7 +218,19 @@ async fn connect(
             .add_header(name, value)
             .map_err(|e| format!("bad_header: {e}"))?;
     }
-    match tokio::time::timeout(spec.connect_timeout, builder.connect()).await {
+    let connecting = async {
+        match loopback_source(&spec.url, spec.index) {
+            // Past one source address's ephemeral ports: connect from another 127.0.0.x.
+            Some((source, dest)) => {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::new(source.into(), 0))?;
+                let tcp = socket.connect(dest).await?;
+                builder.connect_on(MaybeTlsStream::Plain(tcp)).await
+            }
+            None => builder.connect().await,
+        }
+    };
+    match tokio::time::timeout(spec.connect_timeout, connecting).await {
         Err(_) => Err("timeout".into()),
         Ok(Ok((ws, _))) => Ok(ws),
         Ok(Err(e)) => Err(match e {
@@ -212,5 +246,52 @@ async fn connect(
             }
             other => format!("error: {other}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_spread_past_the_first_share_on_loopback_only() {
+        assert_eq!(loopback_source("ws://127.0.0.1:9000/prod", 10), None);
+        let (src, dst) = loopback_source("ws://127.0.0.1:9000/prod", 30_000).unwrap();
+        assert_eq!(src, Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(dst.port(), 9000);
+        assert_eq!(
+            loopback_source("ws://127.0.0.1:9000", 60_000).unwrap().0,
+            Ipv4Addr::new(127, 0, 0, 3)
+        );
+        assert_eq!(loopback_source("ws://example.com:80/", 30_000), None);
+        assert_eq!(loopback_source("wss://127.0.0.1:443/", 30_000), None);
+    }
+
+    #[tokio::test]
+    async fn a_client_past_the_first_share_connects_from_127_0_0_2() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (tcp, peer) = listener.accept().await.unwrap();
+            let _ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            peer
+        });
+        let spec = ClientSpec {
+            index: 30_000,
+            url,
+            headers: vec![],
+            whoami: None,
+            frame_prefix: String::new(),
+            frame_suffix: String::new(),
+            message_size: 64,
+            run: 1,
+            slow: false,
+            connect_timeout: std::time::Duration::from_secs(10),
+            start: std::time::Instant::now(),
+        };
+        let ws = connect(&spec).await.expect("the handshake succeeds");
+        let peer = server.await.unwrap();
+        assert_eq!(peer.ip(), std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+        drop(ws);
     }
 }
