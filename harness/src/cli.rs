@@ -28,6 +28,13 @@ pub enum Command {
     /// prints its result on stdout).
     #[command(hide = true)]
     Worker,
+    /// Benchmarks of the harness itself (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    #[command(hide = true)]
+    BenchServer(BenchServerArgs),
+    #[command(hide = true)]
+    BenchReader(BenchReaderArgs),
     /// The local stack: an offline, AWS-compatible home for the chat.
     #[command(subcommand)]
     Local(LocalCommand),
@@ -59,6 +66,50 @@ pub struct RunArgs {
     /// Settings of the embedded local stack (target `local`).
     #[command(flatten)]
     pub local: UpArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// CPU per received broadcast frame, harness vs a bare reader, and memory per
+    /// connection, against a minimal broadcast server on loopback.
+    Receive(BenchArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub connections: u64,
+    /// Seconds measured per reader.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Broadcast messages per second (each reaches every connection); 0 = saturation.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    #[arg(long, default_value_t = 100)]
+    pub frame_size: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchServerArgs {
+    #[arg(long)]
+    pub connections: u64,
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    #[arg(long, default_value_t = 100)]
+    pub frame_size: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchReaderArgs {
+    #[arg(long)]
+    pub url: String,
+    /// `bare` or `harness`.
+    #[arg(long)]
+    pub mode: String,
+    #[arg(long)]
+    pub connections: u64,
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -122,6 +173,9 @@ pub async fn run(cli: Cli) -> Result<i32, HarnessError> {
         Command::Run(args) => crate::run::run(args).await,
         Command::Validate(args) => crate::run::validate(args),
         Command::Worker => crate::workers::worker().await,
+        Command::Bench(BenchCommand::Receive(args)) => crate::bench::receive(args).await,
+        Command::BenchServer(args) => crate::bench::server(args).await,
+        Command::BenchReader(args) => crate::bench::reader(args).await,
         Command::Local(LocalCommand::Up(args)) => crate::local::up(args).await,
     }
 }
