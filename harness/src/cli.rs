@@ -47,7 +47,8 @@ pub struct RunArgs {
     /// `local` (the embedded local stack, the default) or a ws:// / wss:// URL.
     #[arg(long)]
     pub target: Option<String>,
-    /// An AWS (or local stack) endpoint for reading the DLQ of a ws:// target.
+    /// With a ws:// target: the AWS (or local stack) endpoint to read its DLQ through.
+    /// Without one: a running `dynamowave local up` to run against (its edge URL).
     #[arg(long)]
     pub endpoint_url: Option<String>,
     /// The DLQ's URL, with --endpoint-url.

@@ -2,6 +2,7 @@
 //! the scenario engine measures (`engine`), `accounting` and `slo` judge, `report` renders.
 
 pub mod accounting;
+pub mod attach;
 pub mod bench;
 pub mod cli;
 pub mod dlq;

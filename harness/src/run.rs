@@ -67,7 +67,34 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
         source: e,
     })?;
 
-    let (target, stack) = if target_name == "local" {
+    let attach = args.endpoint_url.is_some() && args.target.is_none() && plan.target.is_none();
+    let (target, stack) = if attach {
+        // A stack started elsewhere with `local up`: its edge says where everything is.
+        let edge = args.endpoint_url.clone().expect("checked above");
+        let e = crate::attach::endpoints(&edge).await?;
+        let text = |k: &str| {
+            e.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
+        let ws = text("websocket_url").ok_or_else(|| {
+            HarnessError::Usage(format!("{edge}/_dynamowave/endpoints has no websocket_url"))
+        })?;
+        let region = text("region").unwrap_or_else(|| args.local.region.clone());
+        let dlq = e
+            .pointer("/outputs/DeadLetterQueueUrl")
+            .or_else(|| e.get("queues").and_then(|q| q.as_object()?.values().next()))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
+        let sqs = sqs_client(&edge, &region).await;
+        (
+            Target {
+                websocket_url: ws,
+                dlq: dlq.map(|u| (sqs, u)),
+            },
+            None,
+        )
+    } else if target_name == "local" {
         let mut options = crate::local::options(&args.local)?;
         options
             .parameter_overrides

@@ -333,3 +333,49 @@ async fn two_worker_processes_account_for_every_delivery() {
         sent * 10
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_attaches_to_a_local_stack_started_elsewhere() {
+    let exe = std::env::current_exe().unwrap();
+    let binaries = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let options = dynamowave_local::stack::StackOptions {
+        template: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")),
+        binaries_dir: binaries,
+        ..Default::default()
+    };
+    let stack = dynamowave_local::stack::start(options).await.unwrap();
+    let edge = stack.endpoints.endpoint_url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/smoke.yaml");
+    let code = run_cli(&[
+        "run",
+        scenario,
+        "--endpoint-url",
+        &edge,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    stack.shutdown().await;
+    let s = summary(&out);
+    assert_eq!(code, 0, "{:#}", s["thresholds"]);
+    assert_eq!(s["run"]["deadLettersRead"], true);
+    assert_eq!(s["accounting"]["expected"], s["accounting"]["delivered"]);
+
+    // Nothing there: the error says what to start.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cli = Cli::try_parse_from([
+        "dynamowave",
+        "run",
+        scenario,
+        "--endpoint-url",
+        &format!("http://{closed}"),
+    ])
+    .unwrap();
+    let err = run(cli).await.unwrap_err().to_string();
+    assert!(err.contains("local up"), "{err}");
+}

@@ -211,6 +211,9 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         ),
     ];
     let endpoints = endpoints(&model, &ws_base, &edge_url, &dynamodb.endpoint);
+    let _ = edge
+        .endpoints
+        .set(serde_json::to_value(&endpoints).expect("endpoints serialise"));
     tracing::info!(edge = %edge_url, websocket = %endpoints.websocket_url, "local stack up");
     Ok(RunningStack {
         endpoints,

@@ -33,6 +33,9 @@ pub struct Edge {
     pub telemetry: Arc<Telemetry>,
     /// DynamoDB Local, where DynamoDB calls to the edge are forwarded.
     pub dynamodb_endpoint: String,
+    /// What `local up` prints, served at `GET /_dynamowave/endpoints` so tools attaching to
+    /// a running stack can find the WebSocket URL and the rest.
+    pub endpoints: std::sync::OnceLock<Value>,
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -50,6 +53,7 @@ impl Edge {
             sqs,
             telemetry,
             dynamodb_endpoint,
+            endpoints: std::sync::OnceLock::new(),
             http: Client::builder(TokioExecutor::new()).build_http(),
         })
     }
@@ -64,6 +68,7 @@ impl Edge {
                 Router::new()
                     .route("/", post(rpc))
                     .route("/_dynamowave/telemetry", get(telemetry))
+                    .route("/_dynamowave/endpoints", get(endpoints))
                     .with_state(self.clone()),
             )
             .fallback(unknown)
@@ -188,6 +193,15 @@ async fn forward(edge: &Edge, headers: HeaderMap, body: Bytes) -> Response {
             format!("DynamoDB Local is not reachable: {e}"),
         )
         .into_response(),
+    }
+}
+
+async fn endpoints(State(edge): State<Arc<Edge>>) -> Response {
+    match edge.endpoints.get() {
+        Some(v) => axum::Json(v.clone()).into_response(),
+        None => {
+            AwsError::new(503, "ServiceUnavailable", "the stack is still starting").into_response()
+        }
     }
 }
 

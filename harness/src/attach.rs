@@ -1,0 +1,42 @@
+//! Attaching to a local stack that runs elsewhere (`dynamowave local up`): its edge serves
+//! what `local up` printed at `GET /_dynamowave/endpoints`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use crate::error::HarnessError;
+
+pub async fn endpoints(edge: &str) -> Result<Value, HarnessError> {
+    let url = format!("{}/_dynamowave/endpoints", edge.trim_end_matches('/'));
+    let bad = |why: String| HarnessError::Usage(format!("--endpoint-url {edge}: {why}"));
+    let uri: http::Uri = url.parse().map_err(|e| bad(format!("not a URL ({e})")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(bad("a local stack's edge is http://".into()));
+    }
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let response = tokio::time::timeout(std::time::Duration::from_secs(10), client.get(uri))
+        .await
+        .map_err(|_| bad("no answer within 10 s".into()))?
+        .map_err(|e| {
+            bad(format!(
+                "not reachable ({e}); is `dynamowave local up` running?"
+            ))
+        })?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| bad(format!("the answer broke off ({e})")))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(bad(format!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )));
+    }
+    serde_json::from_slice(&body).map_err(|e| bad(format!("{url} did not answer JSON ({e})")))
+}
