@@ -3,19 +3,9 @@
 //! scripts/setup.sh) against it, then SIGTERM — and nothing left running.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn cache_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("DYNAMOWAVE_CACHE") {
-        return PathBuf::from(dir);
-    }
-    std::env::var("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"))
-        .join("dynamowave")
-}
 
 /// Direct children of `pid`, from /proc.
 fn children(pid: u32) -> Vec<u32> {
@@ -91,7 +81,7 @@ fn local_up_serves_independent_clients_and_leaves_nothing_behind() {
             .starts_with("ws://127.0.0.1:")
     );
 
-    let python = cache_dir().join("venv/bin/python");
+    let python = dynamowave_local::dynamodb::cache_dir().join("venv/bin/python");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/check_local_up.py");
     let check = Command::new(&python).arg(script).arg(first.trim()).output();
     let kids = children(pid);

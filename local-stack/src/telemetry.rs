@@ -95,12 +95,18 @@ impl Default for Telemetry {
 impl Telemetry {
     pub fn function(&self, name: &str, f: impl FnOnce(&mut FunctionMetrics)) {
         let mut all = self.functions.lock().expect("telemetry lock");
-        f(all.entry(name.to_string()).or_default());
+        match all.get_mut(name) {
+            Some(m) => f(m),
+            None => f(all.entry(name.to_string()).or_default()),
+        }
     }
 
     pub fn api(&self, api_id: &str, f: impl FnOnce(&mut ApiMetrics)) {
         let mut all = self.apis.lock().expect("telemetry lock");
-        f(all.entry(api_id.to_string()).or_default());
+        match all.get_mut(api_id) {
+            Some(m) => f(m),
+            None => f(all.entry(api_id.to_string()).or_default()),
+        }
     }
 
     pub fn elapsed_ms(&self) -> u64 {

@@ -68,6 +68,7 @@ pub async fn run(
     let mut batch: Vec<Receipt> = Vec::new();
     let mut flush_at = tokio::time::Instant::now();
 
+    let key = Stamp::key(spec.run);
     let mut connection_id = None;
     if let Some((frame, pointer)) = &spec.whoami {
         let asked = ws.send(Message::text(frame.clone())).await.is_ok();
@@ -80,7 +81,7 @@ pub async fn run(
                             .ok()
                             .and_then(|v| v.pointer(pointer)?.as_str().map(str::to_string));
                         if connection_id.is_none() {
-                            on_text(&spec, text, &mut batch, &events);
+                            on_text(&spec, &key, text, &mut batch, &events);
                         }
                     }
                 }
@@ -120,7 +121,7 @@ pub async fn run(
                         if batch.is_empty() {
                             flush_at = tokio::time::Instant::now() + FLUSH_AFTER;
                         }
-                        on_text(&spec, text, &mut batch, &events);
+                        on_text(&spec, &key, text, &mut batch, &events);
                         if batch.len() >= FLUSH_AT {
                             let _ = events.send(Event::Received(std::mem::take(&mut batch)));
                         }
@@ -149,11 +150,12 @@ pub async fn run(
 
 fn on_text(
     spec: &ClientSpec,
+    key: &str,
     text: &str,
     batch: &mut Vec<Receipt>,
     events: &mpsc::UnboundedSender<Event>,
 ) {
-    match Stamp::find(text, spec.run) {
+    match Stamp::find_with(text, key, spec.run) {
         Some(s) => batch.push(Receipt {
             recipient: spec.index,
             sender: s.sender,

@@ -113,6 +113,15 @@ pub struct Interval {
     pub hdr_v2: Vec<u8>,
 }
 
+/// The phase running at `t_us`; after the last phase (drain), the last one.
+fn phase_at(phases: &[(u64, u64, String)], t_us: u64) -> Option<&str> {
+    phases
+        .iter()
+        .find(|(s, e, _)| t_us >= *s && t_us < *e)
+        .or_else(|| phases.last().filter(|(_, e, _)| t_us >= *e))
+        .map(|(_, _, n)| n.as_str())
+}
+
 impl Interval {
     /// An interval's latency figures from its histogram (the counters start at 0).
     pub fn from_histogram(
@@ -195,16 +204,7 @@ impl Record {
     }
 
     pub fn phase_of(&self, t_us: u64) -> Option<&str> {
-        self.phases
-            .iter()
-            .find(|(s, e, _)| t_us >= *s && t_us < *e)
-            .map(|(_, _, n)| n.as_str())
-            .or_else(|| {
-                self.phases
-                    .last()
-                    .filter(|(_, e, _)| t_us >= *e)
-                    .map(|(_, _, n)| n.as_str())
-            })
+        phase_at(&self.phases, t_us)
     }
 
     pub fn add_client(&mut self, id: u32, room: Option<u32>) {
@@ -295,12 +295,18 @@ impl Record {
         let latency = latency.min(60_000_000);
         let _ = self.latency.record(latency);
         let _ = self.interval.record(latency);
-        if let Some(phase) = self.phase_of(r.intended_us).map(str::to_string) {
-            let _ = self
-                .latency_by_phase
-                .entry(phase)
-                .or_insert_with(histogram)
-                .record(latency);
+        // Allocates the phase's name only the first time the phase is seen.
+        if let Some(name) = phase_at(&self.phases, r.intended_us) {
+            match self.latency_by_phase.get_mut(name) {
+                Some(h) => {
+                    let _ = h.record(latency);
+                }
+                None => {
+                    let mut h = histogram();
+                    let _ = h.record(latency);
+                    self.latency_by_phase.insert(name.to_string(), h);
+                }
+            }
         }
     }
 

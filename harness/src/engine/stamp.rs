@@ -27,10 +27,19 @@ impl Stamp {
         s
     }
 
+    /// What a recipient searches for: this run's stamp prefix. Build it once per client.
+    pub fn key(run: u32) -> String {
+        format!("dw1|{run:08x}|")
+    }
+
     /// Finds this run's stamp anywhere in a received frame.
     pub fn find(frame: &str, run: u32) -> Option<Stamp> {
-        let key = format!("dw1|{run:08x}|");
-        let at = frame.find(&key)? + key.len();
+        Stamp::find_with(frame, &Stamp::key(run), run)
+    }
+
+    /// [`Stamp::find`] with the key from [`Stamp::key`]: no allocation per frame.
+    pub fn find_with(frame: &str, key: &str, run: u32) -> Option<Stamp> {
+        let at = frame.find(key)? + key.len();
         let mut fields = frame[at..].splitn(4, '|');
         let sender = fields.next()?.parse().ok()?;
         let seq = fields.next()?.parse().ok()?;

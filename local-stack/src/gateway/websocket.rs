@@ -95,24 +95,16 @@ async fn handshake(
     }
     // $connect succeeded; if the upgrade then fails (the client went away), the row it
     // wrote still gets its $disconnect.
-    let failed = api.spec.routes.get("$disconnect").map(|route| {
-        let ctx = context(
-            &api,
-            &stage,
-            &id,
-            connected_at_ms,
-            &peer,
-            "$disconnect",
-            "DISCONNECT",
-        );
-        let ev = event::disconnect(
-            &ctx,
-            &event::request_id(),
-            1006,
-            "Connection closed abnormally",
-        );
-        (function_name(&gw, &route.function), ev)
-    });
+    let failed = disconnect_call(
+        &gw,
+        &api,
+        &stage,
+        &id,
+        connected_at_ms,
+        &peer,
+        1006,
+        "Connection closed abnormally",
+    );
     let gw_failed = gw.clone();
     let gw2 = gw.clone();
     ws.max_frame_size(gw.settings.max_frame_bytes)
@@ -272,21 +264,20 @@ async fn run(
         m.open_connections = m.open_connections.saturating_sub(1);
     });
     // $disconnect is best-effort and comes after the close (A3).
-    if let Some(route) = api.spec.routes.get("$disconnect") {
-        let ctx = context(
-            &api,
-            &stage,
-            &id,
-            connected_at_ms,
-            &peer,
-            "$disconnect",
-            "DISCONNECT",
-        );
-        let ev = event::disconnect(&ctx, &event::request_id(), code, &reason);
-        let name = function_name(&gw, &route.function);
-        if let Err(e) = gw.lambda.invoke(&name, Bytes::from(ev.to_string())).await {
-            tracing::warn!(function = %name, error = %e, "$disconnect was not delivered");
-        }
+    let call = disconnect_call(
+        &gw,
+        &api,
+        &stage,
+        &id,
+        connected_at_ms,
+        &peer,
+        code,
+        &reason,
+    );
+    if let Some((name, ev)) = call
+        && let Err(e) = gw.lambda.invoke(&name, Bytes::from(ev.to_string())).await
+    {
+        tracing::warn!(function = %name, error = %e, "$disconnect was not delivered");
     }
 }
 
@@ -334,6 +325,32 @@ async fn write_frames(
             }
         }
     }
+}
+
+/// The function and event of this connection's $disconnect, if the API has that route.
+#[allow(clippy::too_many_arguments)]
+fn disconnect_call(
+    gw: &Gateway,
+    api: &Api,
+    stage: &str,
+    id: &str,
+    connected_at_ms: i64,
+    peer: &Peer,
+    code: u16,
+    reason: &str,
+) -> Option<(String, Value)> {
+    let route = api.spec.routes.get("$disconnect")?;
+    let ctx = context(
+        api,
+        stage,
+        id,
+        connected_at_ms,
+        peer,
+        "$disconnect",
+        "DISCONNECT",
+    );
+    let ev = event::disconnect(&ctx, &event::request_id(), code, reason);
+    Some((function_name(gw, &route.function), ev))
 }
 
 fn close(code: u16, reason: &str) -> Message {
