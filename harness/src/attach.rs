@@ -10,7 +10,12 @@ use serde_json::Value;
 use crate::error::HarnessError;
 
 pub async fn endpoints(edge: &str) -> Result<Value, HarnessError> {
-    let url = format!("{}/_dynamowave/endpoints", edge.trim_end_matches('/'));
+    get_json(edge, "/_dynamowave/endpoints").await
+}
+
+/// `GET {edge}{path}` as JSON; errors name the edge and say how to start one.
+pub async fn get_json(edge: &str, path: &str) -> Result<Value, HarnessError> {
+    let url = format!("{}{path}", edge.trim_end_matches('/'));
     let bad = |why: String| HarnessError::Usage(format!("--endpoint-url {edge}: {why}"));
     let uri: http::Uri = url.parse().map_err(|e| bad(format!("not a URL ({e})")))?;
     if uri.scheme_str() != Some("http") {

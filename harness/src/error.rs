@@ -13,6 +13,9 @@ pub enum HarnessError {
     Slo { file: PathBuf, message: String },
     #[error("{0}")]
     Usage(String),
+    /// A chaos action could not be applied or reverted.
+    #[error("{0}")]
+    Chaos(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

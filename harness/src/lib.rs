@@ -3,7 +3,9 @@
 
 pub mod accounting;
 pub mod attach;
+pub mod aws;
 pub mod bench;
+pub mod chaos;
 pub mod cli;
 pub mod dlq;
 pub mod engine;
@@ -14,6 +16,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod slo;
+pub mod telemetry;
 pub mod workers;
 
 pub use error::HarnessError;

@@ -1,14 +1,18 @@
 //! `dynamowave run` and `dynamowave validate`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::chaos::timeline::Chaos;
 use crate::cli::{RunArgs, ValidateArgs};
 use crate::engine::{self, Target};
 use crate::error::HarnessError;
 use crate::report::{self, summary};
-use crate::{accounting, dlq, scenario, slo};
+use crate::{accounting, aws, dlq, scenario, slo, telemetry};
 
 /// Exit code when an SLO threshold failed (as k6).
 pub const EXIT_SLO_FAILED: i32 = 99;
@@ -81,55 +85,66 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
             HarnessError::Usage(format!("{edge}/_dynamowave/endpoints has no websocket_url"))
         })?;
         let region = text("region").unwrap_or_else(|| args.local.region.clone());
-        let dlq = e
-            .pointer("/outputs/DeadLetterQueueUrl")
-            .or_else(|| e.get("queues").and_then(|q| q.as_object()?.values().next()))
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string);
-        let sqs = sqs_client(&edge, &region).await;
+        let outputs: BTreeMap<String, String> = e
+            .get("outputs")
+            .and_then(serde_json::Value::as_object)
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let dlq = outputs.get("DeadLetterQueueUrl").cloned().or_else(|| {
+            e.get("queues")
+                .and_then(|q| q.as_object()?.values().next()?.as_str().map(str::to_string))
+        });
         (
-            Target {
-                websocket_url: ws,
-                dlq: dlq.map(|u| (sqs, u)),
-            },
+            Control::new(ws, Some(edge), &region, outputs, dlq, true).await,
             None,
         )
     } else if target_name == "local" {
-        let mut options = crate::local::options(&args.local)?;
+        let mut up = args.local.clone();
+        let l = &plan.local_stack;
+        up.async_retry_base_ms = l.async_retry_base_ms.unwrap_or(up.async_retry_base_ms);
+        up.account_concurrency = l.account_concurrency.unwrap_or(up.account_concurrency);
+        up.sandbox_delay_ms = l.sandbox_delay_ms.unwrap_or(up.sandbox_delay_ms);
+        up.idle_instance_secs = l.idle_instance_secs.unwrap_or(up.idle_instance_secs);
+        up.connections_latency_ms = l
+            .connections_latency_ms
+            .unwrap_or(up.connections_latency_ms);
+        let mut options = crate::local::options(&up)?;
         options
             .parameter_overrides
             .extend(plan.local_parameters.clone());
         eprintln!("starting the local stack …");
         let stack = dynamowave_local::stack::start(options).await?;
-        let sqs = sqs_client(&stack.endpoints.endpoint_url, &stack.endpoints.region).await;
-        let dlq = stack
-            .endpoints
+        let e = &stack.endpoints;
+        let dlq = e
             .outputs
             .get("DeadLetterQueueUrl")
-            .or_else(|| stack.endpoints.queues.values().next())
+            .or_else(|| e.queues.values().next())
             .cloned();
-        (
-            Target {
-                websocket_url: stack.endpoints.websocket_url.clone(),
-                dlq: dlq.map(|u| (sqs, u)),
-            },
-            Some(stack),
+        let control = Control::new(
+            e.websocket_url.clone(),
+            Some(e.endpoint_url.clone()),
+            &e.region,
+            e.outputs.clone(),
+            dlq,
+            true,
         )
+        .await;
+        (control, Some(stack))
     } else if target_name.starts_with("ws://") || target_name.starts_with("wss://") {
-        let dlq = match (&args.endpoint_url, &args.dlq_url) {
-            (Some(endpoint), Some(queue)) => Some((
-                sqs_client(endpoint, &args.local.region).await,
-                queue.clone(),
-            )),
-            _ => None,
-        };
-        (
-            Target {
-                websocket_url: target_name.clone(),
-                dlq,
-            },
-            None,
+        let control = Control::new(
+            target_name.clone(),
+            args.endpoint_url.clone(),
+            &args.local.region,
+            BTreeMap::new(),
+            args.dlq_url.clone().filter(|_| args.endpoint_url.is_some()),
+            false,
         )
+        .await;
+        (control, None)
     } else {
         return Err(HarnessError::Usage(format!(
             "--target {target_name:?}: use `local` or a ws:// / wss:// URL"
@@ -144,25 +159,101 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
     Ok(if passed { 0 } else { EXIT_SLO_FAILED })
 }
 
+/// Everything a run talks to: the clients' URL, and the AWS APIs behind the target.
+pub struct Control {
+    pub target: Target,
+    pub clients: Option<aws::Clients>,
+    pub outputs: BTreeMap<String, String>,
+    /// Where telemetry is read (a local stack's edge).
+    pub telemetry: Option<telemetry::Source>,
+}
+
+impl Control {
+    async fn new(
+        websocket_url: String,
+        endpoint: Option<String>,
+        region: &str,
+        outputs: BTreeMap<String, String>,
+        dlq: Option<String>,
+        has_telemetry: bool,
+    ) -> Control {
+        let clients = match &endpoint {
+            Some(e) => Some(aws::clients(Some(e), region).await),
+            None if !outputs.is_empty() => Some(aws::clients(None, region).await),
+            None => None,
+        };
+        let dlq = match (&clients, dlq) {
+            (Some(c), Some(url)) => Some((c.sqs.clone(), url)),
+            _ => None,
+        };
+        let telemetry = match (&endpoint, has_telemetry) {
+            (Some(e), true) => Some(telemetry::Source::new(e.clone(), &outputs, dlq.clone())),
+            _ => None,
+        };
+        Control {
+            target: Target { websocket_url, dlq },
+            clients,
+            outputs,
+            telemetry,
+        }
+    }
+}
+
 async fn execute(
     plan: &scenario::Plan,
     thresholds: &[slo::Threshold],
-    target: &Target,
+    control: &Control,
     target_name: &str,
     out_dir: &Path,
     workers: u32,
 ) -> Result<bool, HarnessError> {
+    let target = &control.target;
+    let chaos = if plan.chaos.is_empty() {
+        None
+    } else {
+        let clients = control.clients.clone().ok_or_else(|| {
+            HarnessError::Usage(format!(
+                "{}: chaos needs the AWS APIs behind the target: use the local stack, \
+                 --endpoint-url, or --stack",
+                plan.source.display()
+            ))
+        })?;
+        if workers > 1
+            && plan
+                .chaos
+                .iter()
+                .any(|c| matches!(c.action, crate::chaos::Action::DropClients { .. }))
+        {
+            return Err(HarnessError::Usage(
+                "drop-clients works in a single-process run (--workers 1)".into(),
+            ));
+        }
+        Some(Chaos::prepare(&plan.chaos, clients, control.outputs.clone()).await?)
+    };
     let tty = std::io::stderr().is_terminal();
     let bar = tty.then(|| {
         let b = indicatif::ProgressBar::new_spinner();
         b.enable_steady_tick(std::time::Duration::from_millis(200));
         b
     });
+    // One clock for the engine, the chaos timeline and the telemetry series.
+    let start = Instant::now() + std::time::Duration::from_millis(50);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (drop_tx, drop_rx) = mpsc::unbounded_channel();
+    let (sampler_stop, sampler_rx) = oneshot::channel();
+    let sampler = control
+        .telemetry
+        .clone()
+        .map(|source| tokio::spawn(telemetry::sample(source, start, sampler_rx)));
     let mut observer = |i: &engine::record::Interval, r: &engine::record::Record| {
         let line = format!(
-            "[{:>5.0}s] phase={} clients={} sent/s={} recv/s={} p99={} other={} lost-so-far=?",
+            "[{:>5.0}s] phase={} chaos={} clients={} sent/s={} recv/s={} p99={} errors={}",
             i.start_s + i.length_s,
             i.phase.as_deref().unwrap_or("-"),
+            chaos
+                .as_ref()
+                .map(|c| c.active())
+                .unwrap_or_else(|| "-".into()),
             r.connected_now(),
             i.sent,
             i.received,
@@ -170,23 +261,58 @@ async fn execute(
                 .map(|v| format!("{v:.1}ms"))
                 .unwrap_or_else(|| "-".into()),
             i.other_frames,
-        )
-        .replace(" lost-so-far=?", "");
+        );
         match &bar {
             Some(b) => b.set_message(line),
             None => eprintln!("{line}"),
         }
         abort_check(thresholds, r, i.start_s + i.length_s)
     };
-    let output = if workers > 1 {
-        eprintln!("running over {workers} worker processes …");
-        crate::workers::run_distributed(plan, &target.websocket_url, workers).await?
-    } else {
-        engine::execute(plan, target, engine::Options::default(), &mut observer).await
+    let run = async {
+        if workers > 1 {
+            eprintln!("running over {workers} worker processes …");
+            crate::workers::run_distributed(plan, &target.websocket_url, workers).await
+        } else {
+            let options = engine::Options {
+                start: Some(start),
+                drops: Some(drop_rx),
+                ..engine::Options::default()
+            };
+            Ok(engine::execute(plan, target, options, &mut observer).await)
+        }
     };
+    let timeline = async {
+        if let Some(c) = &chaos {
+            c.run(start, drop_tx, stop_rx).await;
+        }
+        std::future::pending::<()>().await
+    };
+    // Ctrl-C stops the run; whatever chaos is in effect is reverted below either way.
+    let output = tokio::select! {
+        r = run => r,
+        _ = timeline => unreachable!("the timeline future never ends"),
+        _ = tokio::signal::ctrl_c() => Err(HarnessError::Usage("interrupted (Ctrl-C); nothing was written".into())),
+    };
+    let _ = stop_tx.send(true);
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let left = match &chaos {
+        Some(c) => c.revert_all(start).await,
+        None => Vec::new(),
+    };
+    if !left.is_empty() {
+        return Err(HarnessError::Chaos(format!(
+            "CHAOS NOT REVERTED — the target is left changed: {}",
+            left.join("; ")
+        )));
+    }
+    let output = output?;
+    let _ = sampler_stop.send(());
+    let telemetry = match sampler {
+        Some(task) => task.await.ok().flatten(),
+        None => None,
+    };
 
     let mut dead = Vec::new();
     let mut read = false;
@@ -211,17 +337,23 @@ async fn execute(
         plan.protocol.echo_to_sender,
         &dead,
     );
+    let windows = chaos.as_ref().map(|c| c.windows()).unwrap_or_default();
     let verdicts = slo::evaluate(
         thresholds,
         &summary::Measured {
             output: &output,
             totals: &totals,
+            telemetry: telemetry.as_ref(),
+            plan,
+            dead: &dead,
         },
     );
     if let Some(reason) = &output.aborted {
         eprintln!("run aborted: {reason}");
     }
-    let s = summary::build(&output, totals, verdicts, plan, target_name, read);
+    let mut s = summary::build(&output, totals, verdicts, plan, target_name, read);
+    s.chaos = windows;
+    s.telemetry = telemetry;
     let json = serde_json::to_vec_pretty(&s).expect("the summary serialises");
     report::write_atomically(&out_dir.join("summary.json"), &json)?;
     report::write_atomically(
@@ -236,6 +368,25 @@ async fn execute(
         "{}",
         report::text::render(&s, &out_dir.display().to_string())
     );
+    let failed: Vec<String> = s
+        .chaos
+        .iter()
+        .filter_map(|w| {
+            Some(format!(
+                "{} on {}: {}",
+                w.action,
+                w.target,
+                w.error.as_ref()?
+            ))
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(HarnessError::Chaos(format!(
+            "chaos actions failed (the report in {} shows them): {}",
+            out_dir.display(),
+            failed.join("; ")
+        )));
+    }
     Ok(s.passed)
 }
 
@@ -272,27 +423,4 @@ fn abort_check(
                 v.observed.unwrap_or_default()
             )
         })
-}
-
-async fn sqs_client(endpoint: &str, region: &str) -> aws_sdk_sqs::Client {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .http_client(http)
-        .endpoint_url(endpoint);
-    // A local endpoint needs no real credentials; AWS ones come from the usual chain.
-    if endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost") {
-        loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "dynamowave",
-        ));
-    }
-    aws_sdk_sqs::Client::new(&loader.load().await)
 }

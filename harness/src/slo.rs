@@ -25,10 +25,12 @@ pub enum Kind {
     Rate,
     /// A count: `count`.
     Counter,
+    /// A level (the most concurrent executions): `value`.
+    Gauge,
 }
 
 /// The metrics a run produces and SLOs can name.
-pub const METRICS: [(&str, Kind); 12] = [
+pub const METRICS: [(&str, Kind); 21] = [
     ("broadcast_latency", Kind::Trend),
     ("connect_latency", Kind::Trend),
     ("delivery_ratio", Kind::Rate),
@@ -41,6 +43,21 @@ pub const METRICS: [(&str, Kind); 12] = [
     ("error_frames", Kind::Counter),
     ("messages_sent", Kind::Counter),
     ("expected", Kind::Counter),
+    // From the target (telemetry and the DLQ); `{function:Name}` picks a function,
+    // `{phase:name}` a phase, for the first four.
+    ("cold_starts", Kind::Counter),
+    ("function_invocations", Kind::Counter),
+    ("function_errors", Kind::Counter),
+    ("function_throttles", Kind::Counter),
+    ("function_max_concurrency", Kind::Gauge),
+    ("async_retries", Kind::Counter),
+    // Refusals the clients saw at the edge: handshakes answered 429 and
+    // "Too Many Requests" error frames.
+    ("edge_throttled", Kind::Counter),
+    // The same recipient's delivery dead-lettered more than once.
+    ("dlq_duplicates", Kind::Counter),
+    // @connections posts to a connection that had already answered 410 (stale rows kept).
+    ("gone_repeats", Kind::Counter),
 ];
 
 pub fn kind_of(metric: &str) -> Option<Kind> {
@@ -57,6 +74,7 @@ pub enum Aggregation {
     Med,
     Rate,
     Count,
+    Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -189,9 +207,9 @@ fn split_tags(key: &str) -> Result<(String, BTreeMap<String, String>), String> {
         let (k, v) = pair
             .split_once(':')
             .ok_or_else(|| format!("tag {pair:?} is not name:value"))?;
-        if k.trim() != "phase" {
+        if !["phase", "function"].contains(&k.trim()) {
             return Err(format!(
-                "unknown tag {:?}; the tag runs have is `phase`",
+                "unknown tag {:?}; the tags runs have are `phase` and `function`",
                 k.trim()
             ));
         }
@@ -225,6 +243,7 @@ fn parse_expression(text: &str, kind: Kind) -> Result<(Aggregation, Op, f64), St
         "med" => Aggregation::Med,
         "rate" => Aggregation::Rate,
         "count" => Aggregation::Count,
+        "value" => Aggregation::Value,
         p if p.starts_with("p(") && p.ends_with(')') => {
             let n: f64 = p[2..p.len() - 1]
                 .parse()
@@ -240,12 +259,14 @@ fn parse_expression(text: &str, kind: Kind) -> Result<(Aggregation, Op, f64), St
         Kind::Trend => !matches!(aggregation, Aggregation::Rate | Aggregation::Count),
         Kind::Rate => aggregation == Aggregation::Rate,
         Kind::Counter => aggregation == Aggregation::Count,
+        Kind::Gauge => aggregation == Aggregation::Value,
     };
     if !fits {
         let allowed = match kind {
             Kind::Trend => "p(N), avg, min, max, med",
             Kind::Rate => "rate",
             Kind::Counter => "count",
+            Kind::Gauge => "value",
         };
         return Err(format!("this metric takes {allowed}"));
     }

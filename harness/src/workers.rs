@@ -147,6 +147,7 @@ pub async fn worker() -> Result<i32, HarnessError> {
         shard: a.shard,
         run_id: Some(a.run_id),
         start: Some(Instant::now() + Duration::from_millis(wait_ms)),
+        drops: None,
     };
     let target = Target {
         websocket_url: a.websocket_url.clone(),

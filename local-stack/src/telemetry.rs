@@ -53,6 +53,11 @@ pub struct ApiMetrics {
     pub post_failures: u64,
     /// Frames dropped because a slow client's buffer was full (the post got 429/410).
     pub frames_dropped_slow_reader: u64,
+    /// Posts answered 410 Gone (a closed or unknown connection).
+    pub gone_posts: u64,
+    /// 410s to a connection that had already answered 410: a stale row a function keeps
+    /// paying for instead of deleting it.
+    pub gone_repeats: u64,
     pub open_connections: u64,
 }
 

@@ -15,8 +15,13 @@ use super::stamp::Stamp;
 
 #[derive(Debug)]
 pub enum Command {
-    Send { seq: u32, intended_us: u64 },
+    Send {
+        seq: u32,
+        intended_us: u64,
+    },
     Leave,
+    /// Drop the connection without a close frame (the socket just closes).
+    Vanish,
 }
 
 /// What a client needs to know; shared fields come from the plan.
@@ -107,6 +112,7 @@ pub async fn run(
                         let _ = events.send(Event::SendFailed { sender: spec.index, seq });
                     }
                 }
+                Some(Command::Vanish) => break (None, true),
                 Some(Command::Leave) | None => {
                     let _ = ws.send(Message::close(Some(CloseCode::NORMAL_CLOSURE), "")).await;
                     break (Some(1000), true);

@@ -58,12 +58,14 @@ impl Shard {
 }
 
 /// How a run is started: its share, and (for workers) the run id and the common start.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Options {
     pub shard: Shard,
     pub run_id: Option<u32>,
     /// When the schedule starts; workers of one run share it so intended times align.
     pub start: Option<Instant>,
+    /// Chaos `drop-clients`: each request makes that share of the live clients vanish.
+    pub drops: Option<mpsc::UnboundedReceiver<f64>>,
 }
 
 impl Default for Options {
@@ -72,6 +74,7 @@ impl Default for Options {
             shard: Shard::SINGLE,
             run_id: None,
             start: None,
+            drops: None,
         }
     }
 }
@@ -88,6 +91,7 @@ pub async fn execute(
     options: Options,
     observer: Observer<'_>,
 ) -> RunOutput {
+    let mut drops = options.drops;
     let run_id: u32 = options.run_id.unwrap_or_else(rand::random);
     let start = options.start.unwrap_or_else(Instant::now);
     if let Some(wait) = start.checked_duration_since(Instant::now()) {
@@ -135,6 +139,7 @@ pub async fn execute(
             .expect("non-empty");
         tokio::select! {
             Some(ev) = rx.recv() => ex.apply(ev),
+            Some(share) = next_drop(&mut drops) => ex.vanish(share),
             _ = tokio::time::sleep_until((start + due).into()) => {
                 if next_arrival <= due {
                     ex.arrive(next_arrival, &tx);
@@ -198,6 +203,13 @@ pub async fn execute(
         messages_scheduled: ex.messages_scheduled,
         record: ex.record,
         aborted,
+    }
+}
+
+async fn next_drop(drops: &mut Option<mpsc::UnboundedReceiver<f64>>) -> Option<f64> {
+    match drops {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -402,6 +414,19 @@ impl Executor<'_> {
                 seq,
                 intended_us: us(intended),
             });
+        }
+    }
+
+    /// Chaos `drop-clients`: `share` of the live clients go without a close frame, as a
+    /// phone losing its network does.
+    fn vanish(&mut self, share: f64) {
+        let n = ((self.live.len() as f64) * share).round() as usize;
+        for _ in 0..n.min(self.live.len()) {
+            let i = self.rng.random_range(0..self.live.len());
+            let client = self.live.swap_remove(i);
+            if let Some(Some(tx)) = self.commands.get(self.shard.local(client)) {
+                let _ = tx.send(Command::Vanish);
+            }
         }
     }
 

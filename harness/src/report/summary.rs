@@ -61,6 +61,10 @@ pub struct Summary {
     /// Unstamped frames by their `code` or `message` (error frames and the like).
     pub other_frames: BTreeMap<String, u64>,
     pub intervals: Vec<Interval>,
+    /// Each chaos action's window on the run's clock.
+    pub chaos: Vec<crate::chaos::timeline::Window>,
+    /// Lambda- and API-side figures from the target (null without a telemetry interface).
+    pub telemetry: Option<crate::telemetry::Summary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -148,14 +152,65 @@ fn trend_value(h: &Hdr<u64>, a: Aggregation) -> Option<f64> {
         Aggregation::Min => ms(h.min()),
         Aggregation::Max => ms(h.max()),
         Aggregation::Med => ms(h.value_at_quantile(0.5)),
-        Aggregation::Rate | Aggregation::Count => return None,
+        Aggregation::Rate | Aggregation::Count | Aggregation::Value => return None,
     })
 }
 
-/// What thresholds are evaluated against: the run's histograms and totals.
+/// What thresholds are evaluated against: the run's histograms and totals, the target's
+/// telemetry and the dead letters.
 pub struct Measured<'a> {
     pub output: &'a RunOutput,
     pub totals: &'a Totals,
+    pub telemetry: Option<&'a crate::telemetry::Summary>,
+    pub plan: &'a crate::scenario::Plan,
+    pub dead: &'a [crate::accounting::DeadLetter],
+}
+
+impl Measured<'_> {
+    /// Telemetry metrics: per function (all functions without a tag), over the run or a phase.
+    fn target_metric(&self, metric: &str, tags: &BTreeMap<String, String>) -> Option<f64> {
+        let t = self.telemetry?;
+        let function = tags.get("function");
+        let picked = |name: &String| function.is_none_or(|f| f == name);
+        if function.is_some_and(|f| !t.functions.contains_key(f)) {
+            return None;
+        }
+        let field: fn(&crate::telemetry::FunctionSample) -> u64 = match metric {
+            "cold_starts" => |s| s.cold_starts,
+            "function_invocations" => |s| s.invocations,
+            "function_errors" => |s| s.errors,
+            "function_throttles" => |s| s.throttles,
+            "function_max_concurrency" => {
+                return t
+                    .functions
+                    .iter()
+                    .filter(|(n, _)| picked(n))
+                    .map(|(_, f)| f.max_concurrency as f64)
+                    .reduce(f64::max);
+            }
+            "async_retries" => {
+                let sum = t.functions.iter().filter(|(n, _)| picked(n));
+                return Some(sum.map(|(_, f)| f.async_retries).sum::<u64>() as f64);
+            }
+            "gone_repeats" => return Some(t.api.gone_repeats as f64),
+            _ => return None,
+        };
+        let (from, to) = match tags.get("phase") {
+            Some(p) => {
+                let phase = self.plan.phases.iter().find(|x| &x.name == p)?;
+                let from = phase.start.as_secs_f64();
+                (from, from + phase.duration.as_secs_f64())
+            }
+            None => (f64::MIN, f64::MAX),
+        };
+        let names: Vec<&String> = t.functions.keys().filter(|n| picked(n)).collect();
+        Some(
+            names
+                .iter()
+                .map(|n| t.sum_between(n, from, to, field))
+                .sum::<u64>() as f64,
+        )
+    }
 }
 
 impl Observations for Measured<'_> {
@@ -167,6 +222,9 @@ impl Observations for Measured<'_> {
     ) -> Option<f64> {
         let r = &self.output.record;
         let trend = |h: &Hdr<u64>| trend_value(h, a);
+        if let Some(v) = self.target_metric(metric, tags) {
+            return Some(v);
+        }
         if let Some(phase) = tags.get("phase") {
             return match metric {
                 "broadcast_latency" => r.latency_by_phase.get(phase).and_then(trend),
@@ -189,6 +247,30 @@ impl Observations for Measured<'_> {
             "expected" => Some(t.expected as f64),
             "error_frames" => Some(r.other_frames.values().sum::<u64>() as f64),
             "messages_sent" => Some((self.output.messages_scheduled - r.send_failed) as f64),
+            "edge_throttled" => {
+                let handshakes: u64 = r
+                    .connect_failures
+                    .iter()
+                    .filter(|(cause, _)| cause.contains("429"))
+                    .map(|(_, n)| n)
+                    .sum();
+                let frames: u64 = r
+                    .other_frames
+                    .iter()
+                    .filter(|(text, _)| text.contains("Too Many Requests"))
+                    .map(|(_, n)| n)
+                    .sum();
+                Some((handshakes + frames) as f64)
+            }
+            "dlq_duplicates" => {
+                let mut seen = std::collections::HashSet::new();
+                let dups = self
+                    .dead
+                    .iter()
+                    .filter(|d| !seen.insert((d.sender, d.seq, d.recipient)))
+                    .count();
+                Some(dups as f64)
+            }
             _ => None,
         }
     }
@@ -242,5 +324,7 @@ pub fn build(
         },
         other_frames: r.other_frames.clone(),
         intervals: r.intervals.clone(),
+        chaos: Vec::new(),
+        telemetry: None,
     }
 }

@@ -46,6 +46,9 @@ struct File {
     /// Parameters for the embedded local stack (template parameter overrides).
     #[serde(default)]
     local: BTreeMap<String, String>,
+    /// Settings of the embedded local stack (as `local up`'s flags of the same names).
+    #[serde(default)]
+    local_stack: LocalStack,
     #[serde(default)]
     chaos: Vec<ChaosFile>,
     #[serde(default)]
@@ -162,11 +165,23 @@ pub enum Spacing {
 struct ChaosFile {
     #[serde(deserialize_with = "units::duration")]
     at: Duration,
-    #[serde(rename = "for", deserialize_with = "units::duration")]
+    #[serde(rename = "for", default, deserialize_with = "units::duration")]
     duration: Duration,
     action: String,
     #[serde(default)]
     params: serde_json::Value,
+}
+
+/// Embedded local stack settings a scenario needs (e.g. short async retries so a DLQ
+/// scenario fits CI). Each overrides the `run` flag of the same name.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LocalStack {
+    pub async_retry_base_ms: Option<u64>,
+    pub account_concurrency: Option<u32>,
+    pub sandbox_delay_ms: Option<u64>,
+    pub idle_instance_secs: Option<u64>,
+    pub connections_latency_ms: Option<u64>,
 }
 
 /// One phase, with its start offset in the run.
@@ -184,13 +199,14 @@ pub struct Phase {
     pub departure_rate: f64,
 }
 
-/// A chaos action on the timeline (the actions themselves come with the chaos issue; the
-/// engine schedules and reverts them).
+/// A chaos action on the timeline, validated (see `chaos`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChaosStep {
     pub at: Duration,
     pub duration: Duration,
-    pub action: String,
+    /// The action's name as written (`lambda-error`).
+    pub name: String,
+    pub action: crate::chaos::Action,
     pub params: serde_json::Value,
 }
 
@@ -211,6 +227,7 @@ pub struct Plan {
     pub slow_readers: f64,
     pub slo: Option<PathBuf>,
     pub local_parameters: BTreeMap<String, String>,
+    pub local_stack: LocalStack,
     pub chaos: Vec<ChaosStep>,
     pub seed: u64,
 }
@@ -347,6 +364,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Plan, HarnessError> {
         });
         start += p.duration;
     }
+    let mut chaos = Vec::new();
+    for (i, c) in file.chaos.into_iter().enumerate() {
+        let action = crate::chaos::parse(&c.action, &c.params)
+            .map_err(|m| bad(format!("chaos[{i}]: {m}")))?;
+        if action.lasts() && c.duration.is_zero() {
+            return Err(bad(format!(
+                "chaos[{i}] ({}).for: a lasting action needs a `for` longer than 0",
+                c.action
+            )));
+        }
+        chaos.push(ChaosStep {
+            at: c.at,
+            duration: c.duration,
+            name: c.action,
+            action,
+            params: c.params,
+        });
+    }
     let slo = file.slo.map(|s| match path.parent() {
         Some(dir) if s.is_relative() => dir.join(s),
         _ => s,
@@ -370,16 +405,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Plan, HarnessError> {
         slow_readers: file.slow_readers,
         slo,
         local_parameters: file.local,
-        chaos: file
-            .chaos
-            .into_iter()
-            .map(|c| ChaosStep {
-                at: c.at,
-                duration: c.duration,
-                action: c.action,
-                params: c.params,
-            })
-            .collect(),
+        local_stack: file.local_stack,
+        chaos,
         seed: file.seed.unwrap_or_else(rand::random),
     })
 }

@@ -119,7 +119,12 @@ async fn post_to(gw: &Gateway, id: &str, body: Bytes) -> Response {
             if e.status.as_u16() == 410
                 && let Some(api) = gw.apis.values().next()
             {
-                gw.telemetry.api(&api.spec.api_id, |m| m.post_failures += 1);
+                let repeat = !gw.note_gone(id);
+                gw.telemetry.api(&api.spec.api_id, |m| {
+                    m.post_failures += 1;
+                    m.gone_posts += 1;
+                    m.gone_repeats += u64::from(repeat);
+                });
             }
             e.into_response()
         }

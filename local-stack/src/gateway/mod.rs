@@ -117,6 +117,8 @@ pub struct Gateway {
     pub lambda: Arc<LambdaService>,
     pub telemetry: Arc<Telemetry>,
     connections: Mutex<HashMap<String, Arc<Connection>>>,
+    /// Ids that have answered a post with 410, to count repeats (telemetry only).
+    gone: Mutex<std::collections::HashSet<String>>,
     account_bucket: Mutex<TokenBucket>,
     connect_bucket: Mutex<TokenBucket>,
 }
@@ -173,6 +175,7 @@ impl Gateway {
             lambda,
             telemetry,
             connections: Mutex::default(),
+            gone: Mutex::default(),
         })
     }
 
@@ -203,6 +206,11 @@ impl Gateway {
 
     pub fn admit_new_connection(&self) -> bool {
         self.connect_bucket.lock().expect("bucket lock").try_take()
+    }
+
+    /// Notes that `id` answered 410; false if it had already.
+    pub fn note_gone(&self, id: &str) -> bool {
+        self.gone.lock().expect("gone lock").insert(id.to_string())
     }
 
     pub fn connection(&self, id: &str) -> Option<Arc<Connection>> {

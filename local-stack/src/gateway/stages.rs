@@ -21,6 +21,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             "/v2/apis/{api}/stages/{stage}",
             get(get_stage).patch(update_stage),
         )
+        .route(
+            "/v2/apis/{api}/stages/{stage}/routesettings/{route}",
+            axum::routing::delete(delete_route_settings),
+        )
         .with_state(gateway)
 }
 
@@ -112,6 +116,29 @@ fn throttle(v: &Value, current: Option<Throttle>, at: &str) -> Result<Throttle, 
             .ok_or_else(|| bad("throttlingRateLimit", "a number of 0 or more"))?,
     };
     Ok(Throttle { rate, burst })
+}
+
+/// DeleteRouteSettings: the route falls back to the stage's default settings.
+async fn delete_route_settings(
+    State(gw): State<Arc<Gateway>>,
+    Path((api, stage, route)): Path<(String, String, String)>,
+) -> Response {
+    let result = with_stage(&gw, &api, &stage, |s| {
+        if s.route_buckets.remove(&route).is_none() {
+            return Err(AwsError::new(
+                404,
+                "NotFoundException",
+                format!("Unable to find RouteSettings for route {route}"),
+            ));
+        }
+        s.spec.route_throttles.remove(&route);
+        s.updated = chrono::Utc::now().to_rfc3339();
+        Ok(())
+    });
+    match result {
+        Ok(()) => axum::http::StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn update_stage(

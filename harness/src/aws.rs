@@ -1,0 +1,52 @@
+//! The AWS SDK clients the harness drives a target with: the same code path against AWS and
+//! the local stack, which differ only in the endpoint URL (design: no local-only branch).
+
+use aws_config::BehaviorVersion;
+
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub sqs: aws_sdk_sqs::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub apigw: aws_sdk_apigatewayv2::Client,
+}
+
+/// Clients for `region`, at `endpoint` when given (a local stack's edge), else AWS's own
+/// endpoints with credentials from the usual chain.
+pub async fn clients(endpoint: Option<&str>, region: &str) -> Clients {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .http_client(http);
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+        // A loopback endpoint needs no real credentials.
+        if is_loopback(endpoint) {
+            loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "dynamowave",
+            ));
+        }
+    }
+    let config = loader.load().await;
+    Clients {
+        sqs: aws_sdk_sqs::Client::new(&config),
+        lambda: aws_sdk_lambda::Client::new(&config),
+        apigw: aws_sdk_apigatewayv2::Client::new(&config),
+    }
+}
+
+pub fn is_loopback(endpoint: &str) -> bool {
+    endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost")
+}
+
+/// An SDK error with its whole chain, for messages people read.
+pub fn describe<E: std::error::Error>(e: &E) -> String {
+    aws_sdk_sqs::error::DisplayErrorContext(e).to_string()
+}
