@@ -180,6 +180,17 @@ impl Record {
                     let connected = mine.connected + interval.connected;
                     let sent = mine.sent + interval.sent;
                     let other = mine.other_frames + interval.other_frames;
+                    let mut failures = std::mem::take(&mut mine.connect_failures);
+                    let mut closes = std::mem::take(&mut mine.closes);
+                    for (into, from) in [
+                        (&mut failures, &interval.connect_failures),
+                        (&mut closes, &interval.closes),
+                    ] {
+                        for (k, v) in from {
+                            *into.entry(k.clone()).or_default() += v;
+                        }
+                    }
+                    let throttled = mine.throttled + interval.throttled;
                     *mine = Interval::from_histogram(
                         mine.start_s,
                         mine.length_s.max(interval.length_s),
@@ -189,6 +200,9 @@ impl Record {
                     mine.connected = connected;
                     mine.sent = sent;
                     mine.other_frames = other;
+                    mine.connect_failures = failures;
+                    mine.closes = closes;
+                    mine.throttled = throttled;
                 }
             }
         }
