@@ -111,28 +111,27 @@ fn describe(r: &Row) -> String {
         (None, Some(c)) => format!("{c:+}"),
         (None, None) => "no data".into(),
     };
-    format!(
-        "{} {change} ({} → {})",
-        r.key,
-        value(r.base, ""),
-        value(r.new, r.unit)
-    )
+    let base = r.base.map_or("—".into(), |v| number(v, r.unit));
+    format!("{} {change} ({base} → {})", r.key, value(r.new, r.unit))
 }
 
-/// A value for people: ms to 0.1, whole counts as integers, ratios to 4 places.
-pub fn value(v: Option<f64>, unit: &str) -> String {
-    let Some(v) = v else { return "—".into() };
-    let n = if unit == "ms" {
+/// A number for people: ms to 0.1, whole counts as integers, ratios to 4 places.
+fn number(v: f64, unit: &str) -> String {
+    if unit == "ms" {
         format!("{v:.1}")
     } else if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{v:.0}")
     } else {
         format!("{v:.4}")
-    };
-    if unit.is_empty() {
-        n
-    } else {
-        format!("{n} {unit}")
+    }
+}
+
+/// A number with its unit, or "—" without data.
+pub fn value(v: Option<f64>, unit: &str) -> String {
+    match v {
+        None => "—".into(),
+        Some(v) if unit.is_empty() => number(v, unit),
+        Some(v) => format!("{} {unit}", number(v, unit)),
     }
 }
 

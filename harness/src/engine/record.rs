@@ -389,4 +389,36 @@ mod tests {
         assert_eq!(r.latency.len(), 2);
         assert_eq!(r.latency_by_phase["p"].len(), 2);
     }
+
+    #[test]
+    fn intervals_count_failures_closes_and_throttles_of_their_own_second() {
+        let mut r = Record::new(1_000, vec![(0, 10_000_000, "p".into())]);
+        r.add_client(1, None);
+        r.apply(Event::ConnectFailed {
+            client: 2,
+            cause: "http_429 Too Many Requests".into(),
+        });
+        r.apply(Event::ConnectFailed {
+            client: 3,
+            cause: "timeout".into(),
+        });
+        r.apply(Event::OtherFrame {
+            text: "Too Many Requests".into(),
+        });
+        r.apply(Event::Closed {
+            client: 1,
+            at_us: 500_000,
+            code: Some(1001),
+            by_us: false,
+        });
+        let first = r.close_interval(1_000_000).clone();
+        assert_eq!(first.connect_failures.values().sum::<u64>(), 2);
+        assert_eq!(first.closes["1001"], 1);
+        assert_eq!((first.throttled, first.other_frames), (2, 1));
+        let second = r.close_interval(2_000_000);
+        assert!(second.connect_failures.is_empty() && second.closes.is_empty());
+        assert_eq!(second.throttled, 0);
+        // The run's totals keep everything.
+        assert_eq!(r.connect_failures.values().sum::<u64>(), 2);
+    }
 }

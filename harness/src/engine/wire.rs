@@ -280,6 +280,24 @@ mod tests {
             }
         }
         r.apply(Event::Received(batch));
+        // Refused handshakes and server closes, per interval too.
+        for c in (100..105).filter(|c| keep(*c)) {
+            let cause = if c % 2 == 0 {
+                "http_429 Too Many Requests"
+            } else {
+                "timeout"
+            };
+            r.apply(Event::ConnectFailed {
+                client: c,
+                cause: cause.into(),
+            });
+            r.apply(Event::Closed {
+                client: c,
+                at_us: 20,
+                code: Some(1006),
+                by_us: false,
+            });
+        }
         r.close_interval(10_000_000);
     }
 
@@ -312,6 +330,13 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(merged.intervals[0].received, single.intervals[0].received);
         assert_eq!(merged.intervals[0].p99_ms, single.intervals[0].p99_ms);
+        assert_eq!(
+            merged.intervals[0].connect_failures,
+            single.intervals[0].connect_failures
+        );
+        assert_eq!(merged.intervals[0].closes, single.intervals[0].closes);
+        assert_eq!(merged.intervals[0].throttled, 3);
+        assert_eq!(single.intervals[0].throttled, 3);
         let (ta, tb) = (
             account(&merged, 1_000_000, true, &[]),
             account(&single, 1_000_000, true, &[]),
