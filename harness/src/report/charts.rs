@@ -298,9 +298,13 @@ where
         }
     }
     let style = colour.stroke_width(2);
+    let samples: usize = runs.iter().map(Vec::len).sum();
     for run in runs.into_iter().filter(|r| !r.is_empty()) {
-        // Lone points would vanish as zero-length lines: mark every sample.
-        chart.draw_series(run.iter().map(|&p| Circle::new(p, 2, colour.filled())))?;
+        // Lone points would vanish as zero-length lines: mark samples, unless there are so
+        // many (a long soak) that markers would only bloat the SVG.
+        if samples <= 300 || run.len() == 1 {
+            chart.draw_series(run.iter().map(|&p| Circle::new(p, 2, colour.filled())))?;
+        }
         chart.draw_series(LineSeries::new(run, style))?;
     }
     legend.push((label.to_string(), style));
