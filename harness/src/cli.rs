@@ -24,6 +24,12 @@ pub enum Command {
     Run(RunArgs),
     /// Check scenario files (and their SLO files) without running anything.
     Validate(ValidateArgs),
+    /// Render report.html (and its PNG charts) again from a report folder's summary.json
+    /// and latency.hlog.
+    Report(ReportArgs),
+    /// Compare a run with a baseline: every metric, its change and a verdict against
+    /// regression tolerances. Exit 0: no regression; 99: a regression; 2: bad input.
+    Compare(CompareArgs),
     /// One share of a distributed run (started by `run`; reads its assignment on stdin and
     /// prints its result on stdout).
     #[command(hide = true)]
@@ -119,6 +125,33 @@ pub struct ValidateArgs {
     pub scenarios: Vec<PathBuf>,
 }
 
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// A report folder written by `dynamowave run`.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompareArgs {
+    /// The baseline run: a report folder or its summary.json.
+    pub baseline: PathBuf,
+    /// The run to judge: a report folder or its summary.json.
+    pub new: PathBuf,
+    /// Regression tolerances (YAML) instead of the defaults.
+    #[arg(long)]
+    pub tolerances: Option<PathBuf>,
+    /// Also write the comparison as a Markdown table here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// A folder of earlier runs (report folders or summary.json files): draws p99 and the
+    /// delivery ratio over them (trend.svg and trend.png in --out).
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Where the trend chart goes [default: the NEW run's folder].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum LocalCommand {
     /// Start the stack from template.yaml and run until SIGINT/SIGTERM. The first line on
@@ -173,6 +206,8 @@ pub async fn run(cli: Cli) -> Result<i32, HarnessError> {
     match cli.command {
         Command::Run(args) => crate::run::run(args).await,
         Command::Validate(args) => crate::run::validate(args),
+        Command::Report(args) => crate::report::rerender(&args.dir),
+        Command::Compare(args) => crate::compare::compare(args),
         Command::Worker => crate::workers::worker().await,
         Command::Bench(BenchCommand::Receive(args)) => crate::bench::receive(args).await,
         Command::BenchServer(args) => crate::bench::server(args).await,

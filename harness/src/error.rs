@@ -11,6 +11,10 @@ pub enum HarnessError {
     /// An SLO file is invalid.
     #[error("{}: {message}", file.display())]
     Slo { file: PathBuf, message: String },
+    /// A report input (summary.json, latency.hlog, a tolerances file) is invalid or missing;
+    /// the message names the field or line.
+    #[error("{}: {message}", file.display())]
+    Input { file: PathBuf, message: String },
     #[error("{0}")]
     Usage(String),
     /// A chaos action could not be applied or reverted.

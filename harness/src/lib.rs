@@ -7,6 +7,7 @@ pub mod aws;
 pub mod bench;
 pub mod chaos;
 pub mod cli;
+pub mod compare;
 pub mod dlq;
 pub mod engine;
 pub mod error;

@@ -364,6 +364,7 @@ async fn execute(
         &out_dir.join("latency.hlog"),
         &report::hlog::render(&s.intervals, output.started_at),
     )?;
+    report::write_html(out_dir, &s)?;
     print!(
         "{}",
         report::text::render(&s, &out_dir.display().to_string())

@@ -108,9 +108,24 @@ pub struct Interval {
     pub connected: u64,
     pub sent: u64,
     pub other_frames: u64,
+    /// Handshakes that failed in this interval, by cause (as `clients.failuresByCause`).
+    #[serde(default)]
+    pub connect_failures: BTreeMap<String, u64>,
+    /// Closes the server initiated (or abnormal ones) in this interval, by close code.
+    #[serde(default)]
+    pub closes: BTreeMap<String, u64>,
+    /// Throttling the client saw: handshakes refused with HTTP 429 and "Too Many Requests"
+    /// frames (both are also counted above, by cause).
+    #[serde(default)]
+    pub throttled: u64,
     /// The interval's histogram, V2-deflate serialised (for the .hlog and for merging).
     #[serde(skip_serializing, default)]
     pub hdr_v2: Vec<u8>,
+}
+
+/// API Gateway's answer to a throttled message ("Too Many Requests"), or a limit error code.
+fn is_throttle_frame(text: &str) -> bool {
+    text.contains("Too Many Requests") || text.contains("LimitExceeded")
 }
 
 /// The phase running at `t_us`; after the last phase (drain), the last one.
@@ -145,6 +160,9 @@ impl Interval {
             connected: 0,
             sent: 0,
             other_frames: 0,
+            connect_failures: BTreeMap::new(),
+            closes: BTreeMap::new(),
+            throttled: 0,
             hdr_v2,
         }
     }
@@ -171,6 +189,9 @@ pub struct Record {
     interval_start_us: u64,
     interval_sent: u64,
     interval_other: u64,
+    interval_failures: BTreeMap<String, u64>,
+    interval_closes: BTreeMap<String, u64>,
+    interval_throttled: u64,
     connected_now: u64,
     deadline_us: u64,
     /// Phase name by start offset (µs), to tag each latency with its message's phase.
@@ -197,6 +218,9 @@ impl Record {
             interval_start_us: 0,
             interval_sent: 0,
             interval_other: 0,
+            interval_failures: BTreeMap::new(),
+            interval_closes: BTreeMap::new(),
+            interval_throttled: 0,
             connected_now: 0,
             deadline_us,
             phases,
@@ -238,6 +262,10 @@ impl Record {
                 self.connected_now += 1;
             }
             Event::ConnectFailed { cause, .. } => {
+                if cause.starts_with("http_429") {
+                    self.interval_throttled += 1;
+                }
+                *self.interval_failures.entry(cause.clone()).or_default() += 1;
                 *self.connect_failures.entry(cause).or_default() += 1;
             }
             Event::Received(batch) => {
@@ -247,6 +275,9 @@ impl Record {
             }
             Event::OtherFrame { text } => {
                 self.interval_other += 1;
+                if is_throttle_frame(&text) {
+                    self.interval_throttled += 1;
+                }
                 *self.other_frames.entry(text).or_default() += 1;
             }
             Event::Closed {
@@ -265,6 +296,7 @@ impl Record {
                     let key = code
                         .map(|c| c.to_string())
                         .unwrap_or_else(|| "abnormal".into());
+                    *self.interval_closes.entry(key.clone()).or_default() += 1;
                     *self.closes.entry(key).or_default() += 1;
                 }
             }
@@ -322,6 +354,9 @@ impl Record {
         interval.connected = self.connected_now;
         interval.sent = std::mem::take(&mut self.interval_sent);
         interval.other_frames = std::mem::take(&mut self.interval_other);
+        interval.connect_failures = std::mem::take(&mut self.interval_failures);
+        interval.closes = std::mem::take(&mut self.interval_closes);
+        interval.throttled = std::mem::take(&mut self.interval_throttled);
         self.interval_start_us = now_us;
         self.intervals.push(interval);
         self.intervals.last().expect("just pushed")
@@ -353,5 +388,37 @@ mod tests {
         assert!(!PairBits::get(&pair.late, 0) && PairBits::get(&pair.late, 70));
         assert_eq!(r.latency.len(), 2);
         assert_eq!(r.latency_by_phase["p"].len(), 2);
+    }
+
+    #[test]
+    fn intervals_count_failures_closes_and_throttles_of_their_own_second() {
+        let mut r = Record::new(1_000, vec![(0, 10_000_000, "p".into())]);
+        r.add_client(1, None);
+        r.apply(Event::ConnectFailed {
+            client: 2,
+            cause: "http_429 Too Many Requests".into(),
+        });
+        r.apply(Event::ConnectFailed {
+            client: 3,
+            cause: "timeout".into(),
+        });
+        r.apply(Event::OtherFrame {
+            text: "Too Many Requests".into(),
+        });
+        r.apply(Event::Closed {
+            client: 1,
+            at_us: 500_000,
+            code: Some(1001),
+            by_us: false,
+        });
+        let first = r.close_interval(1_000_000).clone();
+        assert_eq!(first.connect_failures.values().sum::<u64>(), 2);
+        assert_eq!(first.closes["1001"], 1);
+        assert_eq!((first.throttled, first.other_frames), (2, 1));
+        let second = r.close_interval(2_000_000);
+        assert!(second.connect_failures.is_empty() && second.closes.is_empty());
+        assert_eq!(second.throttled, 0);
+        // The run's totals keep everything.
+        assert_eq!(r.connect_failures.values().sum::<u64>(), 2);
     }
 }

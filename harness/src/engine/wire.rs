@@ -180,6 +180,17 @@ impl Record {
                     let connected = mine.connected + interval.connected;
                     let sent = mine.sent + interval.sent;
                     let other = mine.other_frames + interval.other_frames;
+                    let mut failures = std::mem::take(&mut mine.connect_failures);
+                    let mut closes = std::mem::take(&mut mine.closes);
+                    for (into, from) in [
+                        (&mut failures, &interval.connect_failures),
+                        (&mut closes, &interval.closes),
+                    ] {
+                        for (k, v) in from {
+                            *into.entry(k.clone()).or_default() += v;
+                        }
+                    }
+                    let throttled = mine.throttled + interval.throttled;
                     *mine = Interval::from_histogram(
                         mine.start_s,
                         mine.length_s.max(interval.length_s),
@@ -189,6 +200,9 @@ impl Record {
                     mine.connected = connected;
                     mine.sent = sent;
                     mine.other_frames = other;
+                    mine.connect_failures = failures;
+                    mine.closes = closes;
+                    mine.throttled = throttled;
                 }
             }
         }
@@ -266,6 +280,24 @@ mod tests {
             }
         }
         r.apply(Event::Received(batch));
+        // Refused handshakes and server closes, per interval too.
+        for c in (100..105).filter(|c| keep(*c)) {
+            let cause = if c % 2 == 0 {
+                "http_429 Too Many Requests"
+            } else {
+                "timeout"
+            };
+            r.apply(Event::ConnectFailed {
+                client: c,
+                cause: cause.into(),
+            });
+            r.apply(Event::Closed {
+                client: c,
+                at_us: 20,
+                code: Some(1006),
+                by_us: false,
+            });
+        }
         r.close_interval(10_000_000);
     }
 
@@ -298,6 +330,13 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(merged.intervals[0].received, single.intervals[0].received);
         assert_eq!(merged.intervals[0].p99_ms, single.intervals[0].p99_ms);
+        assert_eq!(
+            merged.intervals[0].connect_failures,
+            single.intervals[0].connect_failures
+        );
+        assert_eq!(merged.intervals[0].closes, single.intervals[0].closes);
+        assert_eq!(merged.intervals[0].throttled, 3);
+        assert_eq!(single.intervals[0].throttled, 3);
         let (ta, tb) = (
             account(&merged, 1_000_000, true, &[]),
             account(&single, 1_000_000, true, &[]),
