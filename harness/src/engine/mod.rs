@@ -376,6 +376,7 @@ impl Executor<'_> {
             run: self.run_id,
             slow: self.rng.random::<f64>() < self.plan.slow_readers,
             connect_timeout: self.plan.connect_timeout,
+            sources: self.plan.source_addresses,
             start: self.start,
         }
     }

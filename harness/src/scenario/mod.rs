@@ -50,6 +50,9 @@ struct File {
     chaos: Vec<ChaosFile>,
     #[serde(default)]
     seed: Option<u64>,
+    /// Loopback targets: spread clients round-robin over 127.0.0.1..=N as source addresses
+    /// (one address has about 28,000 ephemeral ports per destination).
+    source_addresses: Option<u32>,
 }
 
 fn default_size() -> usize {
@@ -213,6 +216,9 @@ pub struct Plan {
     pub local_parameters: BTreeMap<String, String>,
     pub chaos: Vec<ChaosStep>,
     pub seed: u64,
+    /// Source addresses 127.0.0.1..=N for loopback targets; 0: automatic (a new address
+    /// for each 25,000 clients).
+    pub source_addresses: u32,
 }
 
 impl Plan {
@@ -303,6 +309,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Plan, HarnessError> {
             crate::engine::stamp::MIN_PAYLOAD
         )));
     }
+    if file
+        .source_addresses
+        .is_some_and(|n| !(1..=254).contains(&n))
+    {
+        return Err(bad(format!(
+            "source_addresses: {} is not between 1 and 254 (127.0.0.1 to 127.0.0.254)",
+            file.source_addresses.unwrap_or_default()
+        )));
+    }
     let mut phases = Vec::new();
     let mut start = Duration::ZERO;
     for (i, p) in file.phases.iter().enumerate() {
@@ -381,5 +396,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Plan, HarnessError> {
             })
             .collect(),
         seed: file.seed.unwrap_or_else(rand::random),
+        source_addresses: file.source_addresses.unwrap_or(0),
     })
 }
