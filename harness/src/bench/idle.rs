@@ -265,7 +265,8 @@ pub async fn idle(args: IdleArgs) -> Result<i32, HarnessError> {
     let connect = Duration::from_secs_f64(f64::from(layout.clients) / f64::from(args.rate) + 1.0);
     let hold = Duration::from_secs(args.hold.max(1));
     let path = dir.0.join("bench-idle.yaml");
-    std::fs::write(&path, scenario(&layout, args.rate, connect, hold)).map_err(|e| {
+    // The hold phase leaves the connect phase as long again as slack: see below.
+    std::fs::write(&path, scenario(&layout, args.rate, connect, connect + hold)).map_err(|e| {
         HarnessError::Io {
             context: format!("writing {}", path.display()),
             source: e,
@@ -285,8 +286,10 @@ pub async fn idle(args: IdleArgs) -> Result<i32, HarnessError> {
     tokio::time::sleep_until((start - Duration::from_millis(300)).into()).await;
     let (worker_base, server_base) = (total_rss_kib(&worker_pids), total_rss_kib(&server_pids));
 
-    // Progress until the hold ends.
-    let check_at = start + connect + hold;
+    // Connect, then hold: the hold starts once every client is open at the servers, or when
+    // the connect phase's slack (as long again) is over.
+    let mut check_at = start + connect * 2 + hold;
+    let mut all_open = false;
     while Instant::now() + Duration::from_secs(1) < check_at {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let open = count_open(&mut servers).await?;
@@ -294,8 +297,13 @@ pub async fn idle(args: IdleArgs) -> Result<i32, HarnessError> {
             "bench idle: {:>5.1} s  {open} open",
             start.elapsed().as_secs_f64()
         );
+        if !all_open && open >= u64::from(layout.clients) {
+            all_open = true;
+            check_at = check_at.min(Instant::now() + hold);
+        }
     }
     tokio::time::sleep_until(check_at.into()).await;
+    let check_s = (check_at - start).as_secs_f64();
     let worker_rss = total_rss_kib(&worker_pids);
     let server_rss = total_rss_kib(&server_pids);
     let open_at_check = count_open(&mut servers).await?;
@@ -319,9 +327,10 @@ pub async fn idle(args: IdleArgs) -> Result<i32, HarnessError> {
         .filter_map(|c| c.joined_us)
         .collect();
     let last_connect_s = joined.iter().max().map_or(0.0, |&us| us as f64 / 1e6);
-    let check_s = (connect + hold).as_secs_f64();
     let held = open_at_check.min(reached);
-    let per_conn = |now: u64, base: u64| now.saturating_sub(base) as f64 / held.max(1) as f64;
+    // Memory is what the open connections cost, whether or not the broadcast reached them.
+    let per_conn =
+        |now: u64, base: u64| now.saturating_sub(base) as f64 / open_at_check.max(1) as f64;
     let (harness_kib, server_kib) = (
         per_conn(worker_rss, worker_base),
         per_conn(server_rss, server_base),

@@ -54,7 +54,9 @@ pub async fn run(
     events: mpsc::UnboundedSender<Event>,
 ) {
     let begun = Instant::now();
-    let connected = match connect(&spec).await {
+    // Boxed: the handshake's state (about 4 KB) would otherwise stay in every client's task
+    // for its whole life, as a future is as large as its largest state.
+    let connected = match Box::pin(connect(&spec)).await {
         Ok(ws) => ws,
         Err(cause) => {
             let _ = events.send(Event::ConnectFailed {
