@@ -290,7 +290,7 @@ pub async fn reader(args: BenchReaderArgs) -> Result<i32, HarnessError> {
                     sources: 0,
                     start: Instant::now(),
                 };
-                let (_cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+                let (_cmd_tx, cmd_rx) = crate::engine::mailbox::channel();
                 let events = events_tx.clone();
                 tasks.spawn(async move {
                     let _keep = _cmd_tx;

@@ -50,7 +50,7 @@ const FLUSH_AT: usize = 64;
 
 pub async fn run(
     spec: ClientSpec,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: super::mailbox::Receiver,
     events: mpsc::UnboundedSender<Event>,
 ) {
     let begun = Instant::now();
