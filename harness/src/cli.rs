@@ -92,7 +92,7 @@ pub struct IdleArgs {
     /// Harness worker processes [default: one per 18,000 clients].
     #[arg(long)]
     pub workers: Option<u32>,
-    /// Loopback source addresses 127.0.0.1..=N [default: one per 20,000 clients, at least 2].
+    /// Loopback source addresses 127.0.0.1..=N [default: one per 10,000 clients, at least 2].
     #[arg(long)]
     pub sources: Option<u32>,
     /// New connections per second, all workers together.

@@ -188,12 +188,14 @@ fn describe(text: &str) -> String {
 }
 
 /// Connections per loopback source address: one address has about 28,000 ephemeral ports
-/// per destination here, so clients beyond each 25,000 use the next 127.0.0.x.
-const PER_SOURCE: u32 = 25_000;
+/// per destination here, but connect() takes ports of one parity first (half the range) and
+/// past those searches for each port, which stalled `bench idle` at ~14,000 per address. So
+/// clients beyond each 12,000 use the next 127.0.0.x.
+const PER_SOURCE: u32 = 12_000;
 
 /// For a `ws://127.x.x.x:port` target: (the source address to bind, the destination), or
 /// None to connect normally. With `sources` > 1 clients go round-robin over
-/// 127.0.0.1..=sources; with 0, clients past each 25,000 use the next address.
+/// 127.0.0.1..=sources; with 0, clients past each 12,000 use the next address.
 fn loopback_source(url: &str, index: u32, sources: u32) -> Option<(Ipv4Addr, SocketAddr)> {
     let block = match sources {
         0 => index / PER_SOURCE,
@@ -285,11 +287,11 @@ mod tests {
     #[test]
     fn sources_spread_past_the_first_share_on_loopback_only() {
         assert_eq!(loopback_source("ws://127.0.0.1:9000/prod", 10, 0), None);
-        let (src, dst) = loopback_source("ws://127.0.0.1:9000/prod", 30_000, 0).unwrap();
+        let (src, dst) = loopback_source("ws://127.0.0.1:9000/prod", 13_000, 0).unwrap();
         assert_eq!(src, Ipv4Addr::new(127, 0, 0, 2));
         assert_eq!(dst.port(), 9000);
         assert_eq!(
-            loopback_source("ws://127.0.0.1:9000", 60_000, 0).unwrap().0,
+            loopback_source("ws://127.0.0.1:9000", 25_000, 0).unwrap().0,
             Ipv4Addr::new(127, 0, 0, 3)
         );
         assert_eq!(loopback_source("ws://example.com:80/", 30_000, 0), None);
@@ -312,7 +314,7 @@ mod tests {
             peer
         });
         let spec = ClientSpec {
-            index: 30_000,
+            index: 13_000,
             url,
             headers: vec![],
             whoami: None,

@@ -51,7 +51,7 @@ struct File {
     #[serde(default)]
     seed: Option<u64>,
     /// Loopback targets: spread clients round-robin over 127.0.0.1..=N as source addresses
-    /// (one address has about 28,000 ephemeral ports per destination).
+    /// (connect() slows past ~14,000 ports of one address per destination).
     source_addresses: Option<u32>,
 }
 
@@ -217,7 +217,7 @@ pub struct Plan {
     pub chaos: Vec<ChaosStep>,
     pub seed: u64,
     /// Source addresses 127.0.0.1..=N for loopback targets; 0: automatic (a new address
-    /// for each 25,000 clients).
+    /// for each 12,000 clients).
     pub source_addresses: u32,
 }
 
