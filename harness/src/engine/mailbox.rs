@@ -1,20 +1,24 @@
 //! A client's commands: one sender (the executor), one receiver (the client's task). A
 //! client holds its mailbox for its whole life and gets few commands, so it is a queue
-//! behind a lock and a `Notify` (about 130 bytes) rather than tokio's mpsc channel (about
-//! 1.2 KB each, measured, with its first block of slots).
+//! behind a lock and an `AtomicWaker` (about 130 bytes) rather than tokio's mpsc channel
+//! (about 1.2 KB each, measured, with its first block of slots). The client polls it once
+//! per received frame, so an empty mailbox is checked with atomics only, without the lock.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
-use tokio::sync::Notify;
+use futures::task::AtomicWaker;
 
 use super::client::Command;
 
 struct Shared {
     queue: Mutex<VecDeque<Command>>,
+    /// Commands in the queue, readable without the lock.
+    queued: AtomicUsize,
     closed: AtomicBool,
-    notify: Notify,
+    waker: AtomicWaker,
 }
 
 /// The executor's end; dropping it tells the client no command will come.
@@ -26,8 +30,9 @@ pub struct Receiver(Arc<Shared>);
 pub fn channel() -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(VecDeque::new()),
+        queued: AtomicUsize::new(0),
         closed: AtomicBool::new(false),
-        notify: Notify::new(),
+        waker: AtomicWaker::new(),
     });
     (Sender(shared.clone()), Receiver(shared))
 }
@@ -43,8 +48,8 @@ impl Sender {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push_back(command);
-        // Stores a permit if the client is not waiting yet: no wake-up is lost.
-        self.0.notify.notify_one();
+        self.0.queued.fetch_add(1, Ordering::SeqCst);
+        self.0.waker.wake();
         Ok(())
     }
 }
@@ -52,29 +57,40 @@ impl Sender {
 impl Drop for Sender {
     fn drop(&mut self) {
         self.0.closed.store(true, Ordering::SeqCst);
-        self.0.notify.notify_one();
+        self.0.waker.wake();
     }
 }
 
 impl Receiver {
-    /// The next command; None once the sender is gone and the queue is empty. Cancel safe:
-    /// commands stay queued until returned.
-    pub async fn recv(&mut self) -> Option<Command> {
-        loop {
-            if let Some(c) = self
+    fn take(&self) -> Option<Option<Command>> {
+        if self.0.queued.load(Ordering::SeqCst) > 0 {
+            let c = self
                 .0
                 .queue
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .pop_front()
-            {
-                return Some(c);
-            }
-            if self.0.closed.load(Ordering::SeqCst) {
-                return None;
-            }
-            self.0.notify.notified().await;
+                .pop_front();
+            self.0.queued.fetch_sub(1, Ordering::SeqCst);
+            return Some(c);
         }
+        self.0.closed.load(Ordering::SeqCst).then_some(None)
+    }
+
+    /// The next command; None once the sender is gone and the queue is empty. Cancel safe:
+    /// commands stay queued until returned.
+    pub async fn recv(&mut self) -> Option<Command> {
+        std::future::poll_fn(|cx| {
+            if let Some(c) = self.take() {
+                return Poll::Ready(c);
+            }
+            self.0.waker.register(cx.waker());
+            // A command sent between the check and the registration would wake no one.
+            match self.take() {
+                Some(c) => Poll::Ready(c),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 }
 
