@@ -4,7 +4,9 @@
 //! broadcast server, then a bare reader (reads and counts frames), then the harness's own
 //! client and aggregator path (find the stamp, batch, record into HdrHistogram and the
 //! delivery bits). CPU is the reader process's user+system time (getrusage) over the
-//! measured window.
+//! measured window. `idle` (bench/idle.rs) counts the idle clients the harness holds.
+
+pub mod idle;
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -285,9 +287,10 @@ pub async fn reader(args: BenchReaderArgs) -> Result<i32, HarnessError> {
                     run: RUN,
                     slow: false,
                     connect_timeout: Duration::from_secs(60),
+                    sources: 0,
                     start: Instant::now(),
                 };
-                let (_cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+                let (_cmd_tx, cmd_rx) = crate::engine::mailbox::channel();
                 let events = events_tx.clone();
                 tasks.spawn(async move {
                     let _keep = _cmd_tx;

@@ -41,6 +41,8 @@ pub enum Command {
     BenchServer(BenchServerArgs),
     #[command(hide = true)]
     BenchReader(BenchReaderArgs),
+    #[command(hide = true)]
+    BenchIdleServer(IdleServerArgs),
     /// The local stack: an offline, AWS-compatible home for the chat.
     #[command(subcommand)]
     Local(LocalCommand),
@@ -80,6 +82,39 @@ pub enum BenchCommand {
     /// CPU per received broadcast frame, harness vs a bare reader, and memory per
     /// connection, against a minimal broadcast server on loopback.
     Receive(BenchArgs),
+    /// The most idle clients the harness holds, through worker processes and several
+    /// loopback source addresses, against broadcast servers sharing one port; memory per
+    /// connection and time to connect.
+    Idle(IdleArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IdleArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub clients: u32,
+    /// Server processes sharing one port [default: one per 18,000 clients].
+    #[arg(long)]
+    pub servers: Option<u32>,
+    /// Harness worker processes [default: one per 18,000 clients].
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Loopback source addresses 127.0.0.1..=N [default: one per 10,000 clients, at least 2].
+    #[arg(long)]
+    pub sources: Option<u32>,
+    /// New connections per second, all workers together.
+    #[arg(long, default_value_t = 5_000)]
+    pub rate: u32,
+    /// Seconds to hold once the arrivals are over, before the check.
+    #[arg(long, default_value_t = 10)]
+    pub hold: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IdleServerArgs {
+    #[arg(long)]
+    pub port: u16,
+    #[arg(long)]
+    pub run: u32,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -212,6 +247,8 @@ pub async fn run(cli: Cli) -> Result<i32, HarnessError> {
         Command::Bench(BenchCommand::Receive(args)) => crate::bench::receive(args).await,
         Command::BenchServer(args) => crate::bench::server(args).await,
         Command::BenchReader(args) => crate::bench::reader(args).await,
+        Command::Bench(BenchCommand::Idle(args)) => crate::bench::idle::idle(args).await,
+        Command::BenchIdleServer(args) => crate::bench::idle::server(args).await,
         Command::Local(LocalCommand::Up(args)) => crate::local::up(args).await,
     }
 }

@@ -38,89 +38,139 @@ pub async fn run_distributed(
     websocket_url: &str,
     count: u32,
 ) -> Result<RunOutput, HarnessError> {
-    let exe = std::env::current_exe().map_err(|e| HarnessError::Io {
-        context: "finding dynamowave".into(),
-        source: e,
-    })?;
-    let run_id: u32 = rand::random();
-    let start_epoch_ms = chrono::Utc::now().timestamp_millis() + START_DELAY.as_millis() as i64;
-    let started_at =
-        chrono::Utc::now() + chrono::Duration::milliseconds(START_DELAY.as_millis() as i64);
-    let began = Instant::now();
-    let mut children = Vec::new();
-    for index in 0..count {
-        let assignment = Assignment {
-            scenario: plan.source.clone(),
-            websocket_url: websocket_url.to_string(),
-            shard: Shard { index, count },
-            run_id,
-            start_epoch_ms,
-        };
-        let mut child = tokio::process::Command::new(&exe)
-            .arg("worker")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| HarnessError::Io {
+    let workers = Workers::start(plan, websocket_url, count, rand::random()).await?;
+    workers.finish(plan).await
+}
+
+/// Workers started and running their shares: their process ids are there to watch (the
+/// idle bench reads their memory) until [`Workers::finish`] collects the results.
+pub struct Workers {
+    pub run_id: u32,
+    /// When the schedule starts, for every worker.
+    pub start: Instant,
+    started_at: chrono::DateTime<chrono::Utc>,
+    children: Vec<(u32, tokio::process::Child)>,
+}
+
+impl Workers {
+    /// Starts `count` workers on `plan` (read from its file by each), the schedule beginning
+    /// [`START_DELAY`] from now.
+    pub async fn start(
+        plan: &Plan,
+        websocket_url: &str,
+        count: u32,
+        run_id: u32,
+    ) -> Result<Workers, HarnessError> {
+        let exe = std::env::current_exe().map_err(|e| HarnessError::Io {
+            context: "finding dynamowave".into(),
+            source: e,
+        })?;
+        let start_epoch_ms = chrono::Utc::now().timestamp_millis() + START_DELAY.as_millis() as i64;
+        let started_at =
+            chrono::Utc::now() + chrono::Duration::milliseconds(START_DELAY.as_millis() as i64);
+        let start = Instant::now() + START_DELAY;
+        let mut children = Vec::new();
+        for index in 0..count {
+            let assignment = Assignment {
+                scenario: plan.source.clone(),
+                websocket_url: websocket_url.to_string(),
+                shard: Shard { index, count },
+                run_id,
+                start_epoch_ms,
+            };
+            let mut command = tokio::process::Command::new(&exe);
+            command
+                .arg("worker")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true);
+            die_with_parent(&mut command);
+            let mut child = command.spawn().map_err(|e| HarnessError::Io {
                 context: format!("starting worker {index}"),
                 source: e,
             })?;
-        let input = serde_json::to_vec(&assignment).expect("an assignment serialises");
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin
-            .write_all(&input)
-            .await
-            .map_err(|e| HarnessError::Io {
-                context: format!("writing to worker {index}"),
-                source: e,
-            })?;
-        drop(stdin);
-        children.push((index, child));
-    }
-    let limit = START_DELAY + plan.duration() + plan.drain + Duration::from_secs(60);
-    let mut record = Record::new(plan.deadline.as_micros() as u64, phases_us(plan));
-    let (mut scheduled, mut elapsed_ms, mut aborted) = (0, 0, None);
-    for (index, child) in children {
-        let out = tokio::time::timeout(limit, child.wait_with_output())
-            .await
-            .map_err(|_| {
-                HarnessError::Usage(format!(
-                    "worker {index} did not finish within {} s",
-                    limit.as_secs()
-                ))
-            })?
-            .map_err(|e| HarnessError::Io {
-                context: format!("waiting for worker {index}"),
-                source: e,
-            })?;
-        if !out.status.success() {
-            return Err(HarnessError::Usage(format!(
-                "worker {index} failed ({})",
-                out.status
-            )));
+            let input = serde_json::to_vec(&assignment).expect("an assignment serialises");
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            stdin
+                .write_all(&input)
+                .await
+                .map_err(|e| HarnessError::Io {
+                    context: format!("writing to worker {index}"),
+                    source: e,
+                })?;
+            drop(stdin);
+            children.push((index, child));
         }
-        let result: WorkerResult = serde_json::from_slice(&out.stdout).map_err(|e| {
-            HarnessError::Usage(format!("worker {index} sent an unreadable result: {e}"))
-        })?;
-        record
-            .merge(&result)
-            .map_err(|e| HarnessError::Usage(format!("worker {index}: {e}")))?;
-        scheduled += result.messages_scheduled;
-        elapsed_ms = elapsed_ms.max(result.elapsed_ms);
-        aborted = aborted.or(result.aborted);
+        Ok(Workers {
+            run_id,
+            start,
+            started_at,
+            children,
+        })
     }
-    let _ = began;
-    Ok(RunOutput {
-        run_id,
-        started_at,
-        elapsed: Duration::from_millis(elapsed_ms),
-        clients_attempted: record.clients.len() as u64,
-        messages_scheduled: scheduled,
-        record,
-        aborted,
-    })
+
+    /// The workers' process ids, in shard order.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().filter_map(|(_, c)| c.id()).collect()
+    }
+
+    /// Waits for every worker's result and merges them into one run.
+    pub async fn finish(self, plan: &Plan) -> Result<RunOutput, HarnessError> {
+        let limit = START_DELAY + plan.duration() + plan.drain + Duration::from_secs(60);
+        let mut record = Record::new(plan.deadline.as_micros() as u64, phases_us(plan));
+        let (mut scheduled, mut elapsed_ms, mut aborted) = (0, 0, None);
+        for (index, child) in self.children {
+            let out = tokio::time::timeout(limit, child.wait_with_output())
+                .await
+                .map_err(|_| {
+                    HarnessError::Usage(format!(
+                        "worker {index} did not finish within {} s",
+                        limit.as_secs()
+                    ))
+                })?
+                .map_err(|e| HarnessError::Io {
+                    context: format!("waiting for worker {index}"),
+                    source: e,
+                })?;
+            if !out.status.success() {
+                return Err(HarnessError::Usage(format!(
+                    "worker {index} failed ({})",
+                    out.status
+                )));
+            }
+            let result: WorkerResult = serde_json::from_slice(&out.stdout).map_err(|e| {
+                HarnessError::Usage(format!("worker {index} sent an unreadable result: {e}"))
+            })?;
+            record
+                .merge(&result)
+                .map_err(|e| HarnessError::Usage(format!("worker {index}: {e}")))?;
+            scheduled += result.messages_scheduled;
+            elapsed_ms = elapsed_ms.max(result.elapsed_ms);
+            aborted = aborted.or(result.aborted);
+        }
+        Ok(RunOutput {
+            run_id: self.run_id,
+            started_at: self.started_at,
+            elapsed: Duration::from_millis(elapsed_ms),
+            clients_attempted: record.clients.len() as u64,
+            messages_scheduled: scheduled,
+            record,
+            aborted,
+        })
+    }
+}
+
+/// A child that dies when its parent does (PR_SET_PDEATHSIG), even if the parent is killed
+/// before it can stop it.
+pub fn die_with_parent(command: &mut tokio::process::Command) {
+    // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
 }
 
 /// `dynamowave worker`: one share of a run, assignment on stdin, result on stdout.

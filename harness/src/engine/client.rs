@@ -38,6 +38,8 @@ pub struct ClientSpec {
     pub run: u32,
     pub slow: bool,
     pub connect_timeout: Duration,
+    /// Loopback source addresses to spread over (127.0.0.1..=sources); 0: automatic.
+    pub sources: u32,
     pub start: Instant,
 }
 
@@ -53,11 +55,13 @@ const FLUSH_AT: usize = 64;
 
 pub async fn run(
     spec: ClientSpec,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: super::mailbox::Receiver,
     events: mpsc::UnboundedSender<Event>,
 ) {
     let begun = Instant::now();
-    let connected = match connect(&spec).await {
+    // Boxed: the handshake's state (about 4 KB) would otherwise stay in every client's task
+    // for its whole life, as a future is as large as its largest state.
+    let connected = match Box::pin(connect(&spec)).await {
         Ok(ws) => ws,
         Err(cause) => {
             let _ = events.send(Event::ConnectFailed {
@@ -190,14 +194,20 @@ fn describe(text: &str) -> String {
 }
 
 /// Connections per loopback source address: one address has about 28,000 ephemeral ports
-/// per destination here, so clients beyond each 25,000 use the next 127.0.0.x.
-const PER_SOURCE: u32 = 25_000;
+/// per destination here, but connect() takes ports of one parity first (half the range) and
+/// past those searches for each port, which stalled `bench idle` at ~14,000 per address. So
+/// clients beyond each 12,000 use the next 127.0.0.x.
+const PER_SOURCE: u32 = 12_000;
 
-/// For a `ws://127.x.x.x:port` target and a client past the first source address's share:
-/// (the source address to bind, the destination). None: connect normally.
-fn loopback_source(url: &str, index: u32) -> Option<(Ipv4Addr, SocketAddr)> {
-    let block = index / PER_SOURCE;
-    if block == 0 {
+/// For a `ws://127.x.x.x:port` target: (the source address to bind, the destination), or
+/// None to connect normally. With `sources` > 1 clients go round-robin over
+/// 127.0.0.1..=sources; with 0, clients past each 12,000 use the next address.
+fn loopback_source(url: &str, index: u32, sources: u32) -> Option<(Ipv4Addr, SocketAddr)> {
+    let block = match sources {
+        0 => index / PER_SOURCE,
+        n => index % n,
+    };
+    if block == 0 && sources <= 1 {
         return None;
     }
     let authority = url.strip_prefix("ws://")?.split('/').next()?;
@@ -207,6 +217,24 @@ fn loopback_source(url: &str, index: u32) -> Option<(Ipv4Addr, SocketAddr)> {
     }
     let source = Ipv4Addr::new(127, 0, (block / 254) as u8, (1 + block % 254) as u8);
     Some((source, SocketAddr::V4(dest)))
+}
+
+/// Lets connect pick the port (IP_BIND_ADDRESS_NO_PORT), so a port is unique per
+/// (source, destination) rather than per source address. Best effort: without it, bind
+/// picks the port.
+fn no_port_at_bind(socket: &tokio::net::TcpSocket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads an int from a valid pointer on a socket we own.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 async fn connect(
@@ -227,10 +255,11 @@ async fn connect(
             .map_err(|e| format!("bad_header: {e}"))?;
     }
     let connecting = async {
-        match loopback_source(&spec.url, spec.index) {
+        match loopback_source(&spec.url, spec.index, spec.sources) {
             // Past one source address's ephemeral ports: connect from another 127.0.0.x.
             Some((source, dest)) => {
                 let socket = tokio::net::TcpSocket::new_v4()?;
+                no_port_at_bind(&socket);
                 socket.bind(SocketAddr::new(source.into(), 0))?;
                 let tcp = socket.connect(dest).await?;
                 builder.connect_on(MaybeTlsStream::Plain(tcp)).await
@@ -263,16 +292,22 @@ mod tests {
 
     #[test]
     fn sources_spread_past_the_first_share_on_loopback_only() {
-        assert_eq!(loopback_source("ws://127.0.0.1:9000/prod", 10), None);
-        let (src, dst) = loopback_source("ws://127.0.0.1:9000/prod", 30_000).unwrap();
+        assert_eq!(loopback_source("ws://127.0.0.1:9000/prod", 10, 0), None);
+        let (src, dst) = loopback_source("ws://127.0.0.1:9000/prod", 13_000, 0).unwrap();
         assert_eq!(src, Ipv4Addr::new(127, 0, 0, 2));
         assert_eq!(dst.port(), 9000);
         assert_eq!(
-            loopback_source("ws://127.0.0.1:9000", 60_000).unwrap().0,
+            loopback_source("ws://127.0.0.1:9000", 25_000, 0).unwrap().0,
             Ipv4Addr::new(127, 0, 0, 3)
         );
-        assert_eq!(loopback_source("ws://example.com:80/", 30_000), None);
-        assert_eq!(loopback_source("wss://127.0.0.1:443/", 30_000), None);
+        assert_eq!(loopback_source("ws://example.com:80/", 30_000, 0), None);
+        assert_eq!(loopback_source("wss://127.0.0.1:443/", 30_000, 0), None);
+        // A fixed number of sources: round-robin, 127.0.0.1 bound explicitly too.
+        assert_eq!(loopback_source("ws://127.0.0.1:9000", 7, 1), None);
+        let src = |i| loopback_source("ws://127.0.0.1:9000", i, 3).unwrap().0;
+        assert_eq!(src(0), Ipv4Addr::new(127, 0, 0, 1));
+        assert_eq!(src(4), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(src(5), Ipv4Addr::new(127, 0, 0, 3));
     }
 
     #[tokio::test]
@@ -285,7 +320,7 @@ mod tests {
             peer
         });
         let spec = ClientSpec {
-            index: 30_000,
+            index: 13_000,
             url,
             headers: vec![],
             whoami: None,
@@ -295,6 +330,7 @@ mod tests {
             run: 1,
             slow: false,
             connect_timeout: std::time::Duration::from_secs(10),
+            sources: 0,
             start: std::time::Instant::now(),
         };
         let ws = connect(&spec).await.expect("the handshake succeeds");

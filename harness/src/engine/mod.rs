@@ -4,6 +4,7 @@
 //! every client's events into the [`Record`].
 
 pub mod client;
+pub mod mailbox;
 pub mod record;
 pub mod stamp;
 pub mod wire;
@@ -232,7 +233,7 @@ struct Executor<'a> {
     rng: StdRng,
     shard: Shard,
     record: Record,
-    commands: Vec<Option<mpsc::UnboundedSender<Command>>>,
+    commands: Vec<Option<mailbox::Sender>>,
     /// Clients connected and not leaving: the ones that may send and depart.
     live: Vec<u32>,
     connecting: u32,
@@ -341,7 +342,7 @@ impl Executor<'_> {
         let index = self.shard.global(self.commands.len());
         let room = self.plan.rooms.map(|n| index % n);
         self.record.add_client(index, room);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mailbox::channel();
         self.commands.push(Some(tx));
         self.seqs.push(0);
         self.connecting += 1;
@@ -388,6 +389,7 @@ impl Executor<'_> {
             run: self.run_id,
             slow: self.rng.random::<f64>() < self.plan.slow_readers,
             connect_timeout: self.plan.connect_timeout,
+            sources: self.plan.source_addresses,
             start: self.start,
         }
     }

@@ -53,6 +53,9 @@ struct File {
     chaos: Vec<ChaosFile>,
     #[serde(default)]
     seed: Option<u64>,
+    /// Loopback targets: spread clients round-robin over 127.0.0.1..=N as source addresses
+    /// (connect() slows past ~14,000 ports of one address per destination).
+    source_addresses: Option<u32>,
 }
 
 fn default_size() -> usize {
@@ -230,6 +233,9 @@ pub struct Plan {
     pub local_stack: LocalStack,
     pub chaos: Vec<ChaosStep>,
     pub seed: u64,
+    /// Source addresses 127.0.0.1..=N for loopback targets; 0: automatic (a new address
+    /// for each 12,000 clients).
+    pub source_addresses: u32,
 }
 
 impl Plan {
@@ -320,6 +326,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Plan, HarnessError> {
             crate::engine::stamp::MIN_PAYLOAD
         )));
     }
+    if file
+        .source_addresses
+        .is_some_and(|n| !(1..=254).contains(&n))
+    {
+        return Err(bad(format!(
+            "source_addresses: {} is not between 1 and 254 (127.0.0.1 to 127.0.0.254)",
+            file.source_addresses.unwrap_or_default()
+        )));
+    }
     let mut phases = Vec::new();
     let mut start = Duration::ZERO;
     for (i, p) in file.phases.iter().enumerate() {
@@ -408,5 +423,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Plan, HarnessError> {
         local_stack: file.local_stack,
         chaos,
         seed: file.seed.unwrap_or_else(rand::random),
+        source_addresses: file.source_addresses.unwrap_or(0),
     })
 }
