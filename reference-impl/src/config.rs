@@ -30,6 +30,9 @@ pub struct Settings {
     pub fanout_mode: FanoutMode,
     pub broadcast_function: Option<String>,
     pub dlq_url: Option<String>,
+    /// Whether a 410 Gone deletes the connection's row (`DELETE_GONE_CONNECTIONS`, default
+    /// true); false only to show what stale rows cost.
+    pub delete_gone: bool,
     pub max_message_bytes: usize,
     pub post_concurrency: usize,
     pub post_max_attempts: u32,
@@ -83,6 +86,15 @@ impl Settings {
             fanout_mode,
             broadcast_function: get("BROADCAST_FUNCTION_NAME"),
             dlq_url: get("DLQ_URL"),
+            delete_gone: match get("DELETE_GONE_CONNECTIONS").as_deref() {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(other) => {
+                    return Err(ChatError::Config(format!(
+                        "DELETE_GONE_CONNECTIONS is {other:?}; expected \"true\" or \"false\""
+                    )));
+                }
+            },
             // 32 KB is API Gateway's frame limit: a bigger message could not have arrived in one frame.
             max_message_bytes: number(&get, "MAX_MESSAGE_BYTES", 32_768)?,
             post_concurrency: number(&get, "POST_CONCURRENCY", 32)?.max(1),

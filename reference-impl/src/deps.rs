@@ -55,6 +55,7 @@ impl Deps {
                 max_attempts: self.settings.post_max_attempts,
             },
             concurrency: self.settings.post_concurrency,
+            delete_gone: self.settings.delete_gone,
         })
     }
 }

@@ -50,6 +50,7 @@ pub struct Fanout {
     pub dlq: Option<DeadLetterQueue>,
     pub backoff: Backoff,
     pub concurrency: usize,
+    pub delete_gone: bool,
 }
 
 impl Fanout {
@@ -112,6 +113,9 @@ impl Fanout {
                 Err(f) => f,
             };
             if failure.gone {
+                if !self.delete_gone {
+                    return Outcome::Gone { attempts: attempt };
+                }
                 if let Err(e) = self.store.delete(&recipient).await {
                     // The row's TTL removes it later; the next broadcast pays one more 410.
                     tracing::warn!(%recipient, error = %e, "could not delete a gone connection");
