@@ -5,6 +5,7 @@ pub mod accounting;
 pub mod attach;
 pub mod bench;
 pub mod cli;
+pub mod deployed;
 pub mod dlq;
 pub mod engine;
 pub mod error;
