@@ -115,6 +115,18 @@ fn smoke_runs_against_a_stack_found_by_name_and_a_missing_stack_exits_2() {
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["run"]["target"], "stack:dynamowave");
     assert_eq!(s["passed"], true, "{:#}", s["thresholds"]);
+    // smoke's windowed threshold names its worst 5-second window.
+    let windowed = s["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "broadcast_latency{window:5s}")
+        .expect("smoke's SLO has a windowed threshold");
+    let (start, end) = (
+        windowed["window"]["startS"].as_f64().unwrap(),
+        windowed["window"]["endS"].as_f64().unwrap(),
+    );
+    assert!(end - start == 5.0 && windowed["observed"].is_number(), "{windowed}");
     // The DLQ named by the DeadLetterQueueUrl output was read through SQS.
     assert_eq!(s["run"]["deadLettersRead"], true);
     let a = &s["accounting"];
