@@ -126,7 +126,10 @@ fn smoke_runs_against_a_stack_found_by_name_and_a_missing_stack_exits_2() {
         windowed["window"]["startS"].as_f64().unwrap(),
         windowed["window"]["endS"].as_f64().unwrap(),
     );
-    assert!(end - start == 5.0 && windowed["observed"].is_number(), "{windowed}");
+    assert!(
+        end - start == 5.0 && windowed["observed"].is_number(),
+        "{windowed}"
+    );
     // The DLQ named by the DeadLetterQueueUrl output was read through SQS.
     assert_eq!(s["run"]["deadLettersRead"], true);
     let a = &s["accounting"];
