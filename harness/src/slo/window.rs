@@ -289,6 +289,54 @@ mod tests {
         assert!(judge("broadcast_latency{phase:other,window:2s}", "max<1", &run).is_none());
     }
 
+    struct Recorded(Vec<Interval>, bool);
+    impl super::super::Observations for Recorded {
+        fn observe(
+            &self,
+            _: &str,
+            _: &std::collections::BTreeMap<String, String>,
+            _: Aggregation,
+        ) -> Option<f64> {
+            None
+        }
+        fn intervals(&self) -> Option<(&[Interval], bool)> {
+            Some((&self.0, self.1))
+        }
+    }
+
+    #[test]
+    fn verdicts_name_the_window_and_mid_run_only_whole_windows_count() {
+        let run: Vec<Interval> = [10, 900, 10, 10]
+            .iter()
+            .enumerate()
+            .map(|(i, ms)| interval(i, "p", &[*ms], 1, 0))
+            .collect();
+        let t = vec![threshold("broadcast_latency{window:3s}", "max<500")];
+        let v = super::super::evaluate(&t, &Recorded(run.clone(), true));
+        assert!(!v[0].passed);
+        // HdrHistogram's 3 significant figures.
+        assert!((v[0].observed.unwrap() - 900.0).abs() < 1.0, "{:?}", v[0]);
+        assert_eq!(
+            v[0].window,
+            Some(Span {
+                start_s: 0.0,
+                end_s: 3.0
+            })
+        );
+        // Mid-run after 2 s: no whole window yet, so nothing to judge (no abort).
+        let v = super::super::evaluate(&t, &Recorded(run[..2].to_vec(), false));
+        assert_eq!((v[0].observed, v[0].window), (None, None));
+        // Mid-run after 4 s: only the window ending now (1–4 s).
+        let v = super::super::evaluate(&t, &Recorded(run.clone(), false));
+        assert_eq!(
+            v[0].window,
+            Some(Span {
+                start_s: 1.0,
+                end_s: 4.0
+            })
+        );
+    }
+
     #[test]
     fn sliding_equals_merging_each_window_afresh() {
         let run: Vec<Interval> = (0..30)
