@@ -55,6 +55,11 @@ pub struct RunArgs {
     /// `local` (the embedded local stack, the default) or a ws:// / wss:// URL.
     #[arg(long)]
     pub target: Option<String>,
+    /// A deployed SAM stack: connect to its `WebSocketURL` output and read the DLQ at its
+    /// `DeadLetterQueueUrl` (CloudFormation DescribeStacks, the AWS credential chain; with
+    /// --endpoint-url, through that endpoint, e.g. a `local up` edge).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["target", "dlq_url"])]
+    pub stack: Option<String>,
     /// With a ws:// target: the AWS (or local stack) endpoint to read its DLQ through.
     /// Without one: a running `dynamowave local up` to run against (its edge URL).
     #[arg(long)]

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod chaos;
 pub mod cli;
 pub mod compare;
+pub mod deployed;
 pub mod dlq;
 pub mod engine;
 pub mod error;

@@ -42,11 +42,14 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
         Some(p) => slo::load(p)?,
         None => Vec::new(),
     };
-    let target_name = args
-        .target
-        .clone()
-        .or_else(|| plan.target.clone())
-        .unwrap_or_else(|| "local".into());
+    let target_name = match &args.stack {
+        Some(name) => format!("stack:{name}"),
+        None => args
+            .target
+            .clone()
+            .or_else(|| plan.target.clone())
+            .unwrap_or_else(|| "local".into()),
+    };
     // More clients than one process can hold are split over worker processes.
     let workers = args
         .workers
@@ -72,7 +75,24 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
     })?;
 
     let attach = args.endpoint_url.is_some() && args.target.is_none() && plan.target.is_none();
-    let (target, stack) = if attach {
+    let (target, stack) = if let Some(name) = &args.stack {
+        // A deployed stack, found through its CloudFormation outputs.
+        let d = crate::deployed::resolve(name, &args.local.region, args.endpoint_url.as_deref())
+            .await?;
+        let dlq = d.outputs.get(crate::deployed::DLQ_OUTPUT).cloned();
+        // Telemetry comes from a local stack's edge; a deployed stack has none (ARCHITECTURE.md).
+        let local = args.endpoint_url.as_deref().is_some_and(aws::is_loopback);
+        let control = Control::new(
+            d.websocket_url,
+            args.endpoint_url.clone(),
+            &d.region,
+            d.outputs,
+            dlq,
+            local,
+        )
+        .await;
+        (control, None)
+    } else if attach {
         // A stack started elsewhere with `local up`: its edge says where everything is.
         let edge = args.endpoint_url.clone().expect("checked above");
         let e = crate::attach::endpoints(&edge).await?;

@@ -6,14 +6,29 @@
 //!   delivery_ratio: ["rate>=0.9999"]
 //!   lost: ["count==0"]
 //!   connect_failed: [{threshold: "rate<0.001", abortOnFail: true}]
+//!   "broadcast_latency{window:10s}": ["p(99)<250"]
+//!   "error_frames{phase:chat,window:5s,step:5s}": ["count==0"]
 //! ```
 //! Every threshold is reported with its observed value.
+//!
+//! Windows (`window.rs`): `{window:10s}` judges a threshold in every 10-second window of
+//! the run instead of over the whole run — sliding by one interval (1 s), or by `step`
+//! (`step` = `window`: tumbling). Each window merges the per-interval histograms
+//! (`Interval::hdr_v2`) or adds the per-interval counts; the verdict reports the worst
+//! window's value and which window it was. Only metrics with per-interval data take a
+//! window: `broadcast_latency` (latencies by the second they were received),
+//! `messages_sent` and `error_frames`. With `phase:` the windows lie within the intervals
+//! that phase ran (by interval start). A span shorter than the window is judged as one
+//! window; windows with no latency samples are skipped (all empty: no data, which fails).
+
+mod window;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::record::Interval;
 use crate::error::HarnessError;
 
 /// What kind of numbers a metric holds, and so which aggregations it takes.
@@ -109,8 +124,10 @@ impl Op {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
     pub metric: String,
-    /// `{phase:chat}` → {"phase": "chat"}
+    /// `{phase:chat}` → {"phase": "chat"} (`window` and `step` as written, too)
     pub tags: BTreeMap<String, String>,
+    /// `{window:10s}`: judged in every window of this length rather than the whole run.
+    pub window: Option<Window>,
     pub expression: String,
     pub aggregation: Aggregation,
     pub op: Op,
@@ -129,6 +146,17 @@ impl Threshold {
         }
     }
 }
+
+/// A window of whole intervals (the engine closes one per second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub length_s: u32,
+    /// How far consecutive windows start apart: 1 slides, `length_s` tumbles.
+    pub step_s: u32,
+}
+
+/// The metrics with per-interval data, which alone take a `window` tag.
+pub const WINDOWED: [&str; 3] = ["broadcast_latency", "messages_sent", "error_frames"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,24 +196,33 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Threshold>, HarnessError> {
         .map_err(|e| bad(crate::scenario::with_line(text, e.to_string())))?;
     let mut out = Vec::new();
     for (key, entries) in file.thresholds {
-        let (metric, tags) = split_tags(&key).map_err(|m| bad(format!("thresholds.{key}: {m}")))?;
+        // Where the key is written, so errors can name the line.
+        let at = text
+            .lines()
+            .position(|l| l.contains(key.as_str()))
+            .map(|n| format!(" at line {}", n + 1))
+            .unwrap_or_default();
+        let bad_key = |m: String| bad(format!("thresholds.{key}{at}: {m}"));
+        let (metric, tags) = split_tags(&key).map_err(&bad_key)?;
         let kind = kind_of(&metric).ok_or_else(|| {
             let known: Vec<&str> = METRICS.iter().map(|(m, _)| *m).collect();
-            bad(format!(
-                "thresholds.{key}: unknown metric {metric:?}; known: {}",
+            bad_key(format!(
+                "unknown metric {metric:?}; known: {}",
                 known.join(", ")
             ))
         })?;
+        let window = window_of(&metric, &tags).map_err(&bad_key)?;
         for e in entries {
             let (expression, abort_on_fail) = match e {
                 Entry::Plain(s) => (s, false),
                 Entry::Full(f) => (f.threshold, f.abort_on_fail),
             };
             let (aggregation, op, limit) = parse_expression(&expression, kind)
-                .map_err(|m| bad(format!("thresholds.{key}: {expression:?}: {m}")))?;
+                .map_err(|m| bad_key(format!("{expression:?}: {m}")))?;
             out.push(Threshold {
                 metric: metric.clone(),
                 tags: tags.clone(),
+                window,
                 expression,
                 aggregation,
                 op,
@@ -207,15 +244,52 @@ fn split_tags(key: &str) -> Result<(String, BTreeMap<String, String>), String> {
         let (k, v) = pair
             .split_once(':')
             .ok_or_else(|| format!("tag {pair:?} is not name:value"))?;
-        if !["phase", "function"].contains(&k.trim()) {
+        if !["phase", "function", "window", "step"].contains(&k.trim()) {
             return Err(format!(
-                "unknown tag {:?}; the tags runs have are `phase` and `function`",
+                "unknown tag {:?}; tags are `phase`, `function`, `window` and `step`",
                 k.trim()
             ));
         }
         tags.insert(k.trim().to_string(), v.trim().to_string());
     }
     Ok((metric.trim().to_string(), tags))
+}
+
+/// `window` and `step` tags → a `Window`, for metrics with per-interval data only.
+fn window_of(metric: &str, tags: &BTreeMap<String, String>) -> Result<Option<Window>, String> {
+    let seconds = |tag: &str| -> Result<Option<u32>, String> {
+        let Some(text) = tags.get(tag) else {
+            return Ok(None);
+        };
+        let d = crate::scenario::units::parse_duration(text)
+            .map_err(|e| format!("{tag}:{text}: {e}"))?;
+        if d.subsec_nanos() != 0 || d.as_secs() == 0 || d.as_secs() > u64::from(u32::MAX) {
+            return Err(format!(
+                "{tag}:{text}: must be a whole number of seconds, at least 1 s (runs record one interval per second)"
+            ));
+        }
+        Ok(Some(d.as_secs() as u32))
+    };
+    let (length, step) = (seconds("window")?, seconds("step")?);
+    let Some(length_s) = length else {
+        return match step {
+            Some(_) => Err("`step` needs a `window`".into()),
+            None => Ok(None),
+        };
+    };
+    if !WINDOWED.contains(&metric) {
+        return Err(format!(
+            "{metric} has no per-interval data, so it cannot be judged per window; metrics that take `window`: {}",
+            WINDOWED.join(", ")
+        ));
+    }
+    let step_s = step.unwrap_or(1);
+    if step_s > length_s {
+        return Err(format!(
+            "step {step_s} s is longer than the window ({length_s} s): some intervals would be in no window"
+        ));
+    }
+    Ok(Some(Window { length_s, step_s }))
 }
 
 fn parse_expression(text: &str, kind: Kind) -> Result<(Aggregation, Op, f64), String> {
@@ -284,6 +358,17 @@ pub struct Verdict {
     pub observed: Option<f64>,
     pub passed: bool,
     pub abort_on_fail: bool,
+    /// For a windowed threshold: the window the observed value comes from (the worst).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<Span>,
+}
+
+/// A window of the run, in seconds from its start.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Span {
+    pub start_s: f64,
+    pub end_s: f64,
 }
 
 /// Where thresholds read their numbers from.
@@ -294,13 +379,28 @@ pub trait Observations {
         tags: &BTreeMap<String, String>,
         aggregation: Aggregation,
     ) -> Option<f64>;
+
+    /// The per-interval records windowed thresholds are judged on, and whether the run is
+    /// over (mid-run, only whole windows ending at the latest interval are judged).
+    fn intervals(&self) -> Option<(&[Interval], bool)> {
+        None
+    }
 }
 
 pub fn evaluate(thresholds: &[Threshold], data: &dyn Observations) -> Vec<Verdict> {
     thresholds
         .iter()
         .map(|t| {
-            let observed = data.observe(&t.metric, &t.tags, t.aggregation);
+            let (observed, window) = match (t.window, data.intervals()) {
+                (Some(w), Some((intervals, finished))) => {
+                    match window::worst(t, w, intervals, finished) {
+                        Some((v, span)) => (Some(v), Some(span)),
+                        None => (None, None),
+                    }
+                }
+                (Some(_), None) => (None, None),
+                (None, _) => (data.observe(&t.metric, &t.tags, t.aggregation), None),
+            };
             Verdict {
                 metric: t.metric.clone(),
                 name: t.name(),
@@ -308,6 +408,7 @@ pub fn evaluate(thresholds: &[Threshold], data: &dyn Observations) -> Vec<Verdic
                 observed,
                 passed: observed.is_some_and(|v| t.op.holds(v, t.limit)),
                 abort_on_fail: t.abort_on_fail,
+                window,
             }
         })
         .collect()
@@ -362,6 +463,30 @@ thresholds:
             (
                 "thresholds: {\"lost{room:a}\": [\"count==0\"]}",
                 "unknown tag",
+            ),
+            (
+                "thresholds:\n  lost: [\"count==0\"]\n  \"connect_latency{window:10s}\": [\"p(99)<1\"]",
+                "thresholds.connect_latency{window:10s} at line 3: connect_latency has no per-interval data",
+            ),
+            (
+                "thresholds: {\"delivery_ratio{window:10s}\": [\"rate>0.9\"]}",
+                "cannot be judged per window",
+            ),
+            (
+                "thresholds: {\"broadcast_latency{window:1500ms}\": [\"p(99)<1\"]}",
+                "whole number of seconds",
+            ),
+            (
+                "thresholds: {\"broadcast_latency{window:ten}\": [\"p(99)<1\"]}",
+                "window:ten",
+            ),
+            (
+                "thresholds: {\"broadcast_latency{step:5s}\": [\"p(99)<1\"]}",
+                "`step` needs a `window`",
+            ),
+            (
+                "thresholds: {\"broadcast_latency{window:5s,step:10s}\": [\"p(99)<1\"]}",
+                "longer than the window",
             ),
             ("thresholds: {broadcast_latency: [\"p(101)<1\"]}", "outside"),
             ("thresholdz: {}", "unknown field"),

@@ -1,5 +1,6 @@
 //! DynamoWave local stack: an offline, AWS-compatible home for the reference chat.
 
+pub mod cloudformation;
 pub mod dynamodb;
 pub mod edge;
 pub mod error;

@@ -214,6 +214,11 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
     let _ = edge
         .endpoints
         .set(serde_json::to_value(&endpoints).expect("endpoints serialise"));
+    let _ = edge
+        .cloudformation
+        .set(crate::cloudformation::CloudFormation::new(
+            &model, &ws_base, &edge_url,
+        ));
     tracing::info!(edge = %edge_url, websocket = %endpoints.websocket_url, "local stack up");
     Ok(RunningStack {
         endpoints,

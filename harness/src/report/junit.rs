@@ -29,7 +29,10 @@ pub fn render(s: &Summary) -> String {
         let name = format!("{} {}", t.name, t.expression);
         let observed = t
             .observed
-            .map(|v| format!("{v}"))
+            .map(|v| match t.window {
+                Some(w) => format!("{v} (worst window {}–{} s)", w.start_s, w.end_s),
+                None => format!("{v}"),
+            })
             .unwrap_or_else(|| "no data".into());
         out.push_str(&format!(
             "    <testcase classname=\"{}\" name=\"{}\" time=\"0\"",

@@ -139,9 +139,13 @@ impl Observations for Live<'_> {
             _ => None,
         }
     }
+
+    fn intervals(&self) -> Option<(&[Interval], bool)> {
+        Some((&self.record.intervals, false))
+    }
 }
 
-fn trend_value(h: &Hdr<u64>, a: Aggregation) -> Option<f64> {
+pub(crate) fn trend_value(h: &Hdr<u64>, a: Aggregation) -> Option<f64> {
     if h.is_empty() {
         return None;
     }
@@ -273,6 +277,10 @@ impl Observations for Measured<'_> {
             }
             _ => None,
         }
+    }
+
+    fn intervals(&self) -> Option<(&[Interval], bool)> {
+        Some((&self.output.record.intervals, true))
     }
 }
 

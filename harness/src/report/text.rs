@@ -35,8 +35,12 @@ pub fn render(s: &Summary, out_dir: &str) -> String {
             .observed
             .map(|o| format!("{o:.4}"))
             .unwrap_or_else(|| "no data".into());
+        let window = v
+            .window
+            .map(|w| format!(" (worst window {:.0}–{:.0} s)", w.start_s, w.end_s))
+            .unwrap_or_default();
         t.push_str(&format!(
-            "  {} {} {}  observed {}\n",
+            "  {} {} {}  observed {}{window}\n",
             if v.passed { "✓" } else { "✗" },
             v.name,
             v.expression,

@@ -36,6 +36,8 @@ pub struct Edge {
     /// What `local up` prints, served at `GET /_dynamowave/endpoints` so tools attaching to
     /// a running stack can find the WebSocket URL and the rest.
     pub endpoints: std::sync::OnceLock<Value>,
+    /// The stack as CloudFormation's DescribeStacks reports it (set once started).
+    pub cloudformation: std::sync::OnceLock<crate::cloudformation::CloudFormation>,
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -54,6 +56,7 @@ impl Edge {
             telemetry,
             dynamodb_endpoint,
             endpoints: std::sync::OnceLock::new(),
+            cloudformation: std::sync::OnceLock::new(),
             http: Client::builder(TokioExecutor::new()).build_http(),
         })
     }
@@ -117,8 +120,23 @@ async fn require_sigv4(request: Request, next: Next) -> Response {
     }
 }
 
-/// `POST /` RPC-style protocols, dispatched on `X-Amz-Target`.
+/// `POST /` RPC-style protocols, dispatched on `X-Amz-Target`; awsQuery (form-encoded,
+/// no target) is CloudFormation.
 async fn rpc(State(edge): State<Arc<Edge>>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form && !headers.contains_key("x-amz-target") {
+        return match edge.cloudformation.get() {
+            Some(cfn) => cfn.handle(&body),
+            None => crate::cloudformation::error(
+                503,
+                "ServiceUnavailable",
+                "the stack is still starting",
+            ),
+        };
+    }
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -155,7 +173,7 @@ async fn rpc(State(edge): State<Arc<Edge>>, headers: HeaderMap, body: Bytes) -> 
         400,
         "UnknownOperationException",
         format!(
-            "the local stack does not serve X-Amz-Target {target:?} (it serves AmazonSQS.*, DynamoDB_20120810.*, Logs_20140328.FilterLogEvents)"
+            "the local stack does not serve X-Amz-Target {target:?} (it serves AmazonSQS.*, DynamoDB_20120810.*, Logs_20140328.FilterLogEvents, and CloudFormation DescribeStacks as awsQuery)"
         ),
     )
     .into_response()
