@@ -38,6 +38,17 @@ pub enum Action {
     },
     /// A share of clients vanish without a close frame (the engine does this).
     DropClients { share: f64 },
+    /// Load on another function that eats the account's unreserved concurrency: `concurrency`
+    /// callers (None: the unreserved pool and 10 % more) each invoking it again and again with
+    /// a warm-up ping that holds an instance `hold_ms` without touching DynamoDB.
+    /// `unreserve` lifts the function's own reservation for the window, so it draws from the
+    /// shared pool (every reference function has one).
+    NoisyNeighbor {
+        function: String,
+        concurrency: Option<u32>,
+        hold_ms: u64,
+        unreserve: bool,
+    },
 }
 
 impl Action {
@@ -73,11 +84,7 @@ pub fn parse(action: &str, params: &Value) -> Result<Action, String> {
         "connections-fail" => &["function", "percentage", "status"],
         "drop-clients" => &["share"],
         "invoke" => &["function", "payload", "wait"],
-        "noisy-neighbor" => {
-            return Err(
-                "noisy-neighbor is not available yet (see the project's open chaos issue)".into(),
-            );
-        }
+        "noisy-neighbor" => &["function", "concurrency", "hold_ms", "unreserve"],
         other => {
             return Err(format!(
                 "unknown action {other:?}; known: {}",
@@ -94,6 +101,23 @@ pub fn parse(action: &str, params: &Value) -> Result<Action, String> {
         "throttle-function" => Action::ThrottleFunction {
             function: p.string("function")?,
             reserved: p.number("reserved", 0.0, f64::from(i32::MAX))? as i32,
+        },
+        "noisy-neighbor" => Action::NoisyNeighbor {
+            function: p.string("function")?,
+            concurrency: match params.get("concurrency") {
+                None => None,
+                Some(Value::String(s)) if s == "saturate" => None,
+                Some(_) => Some(p.number("concurrency", 1.0, 10_000.0)? as u32),
+            },
+            hold_ms: match params.get("hold_ms") {
+                None => 1_000,
+                Some(_) => p.number("hold_ms", 1.0, 60_000.0)? as u64,
+            },
+            unreserve: match params.get("unreserve") {
+                None => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(p.bad("unreserve", "must be true or false")),
+            },
         },
         "drop-clients" => Action::DropClients {
             share: p.number("share", 0.0, 1.0)?,

@@ -45,6 +45,11 @@ enum Undo {
     Fault {
         functions: Vec<String>,
     },
+    Load {
+        stop: std::sync::Arc<watch::Sender<bool>>,
+        /// The neighbour's reservation before it was lifted (function, value).
+        reservation: Option<(String, Option<i32>)>,
+    },
 }
 
 pub struct Chaos {
@@ -81,9 +86,9 @@ impl Chaos {
         let mut windows = Vec::new();
         for step in steps {
             let names = match &step.action {
-                Action::ThrottleFunction { function, .. } | Action::Invoke { function, .. } => {
-                    vec![function.clone()]
-                }
+                Action::ThrottleFunction { function, .. }
+                | Action::Invoke { function, .. }
+                | Action::NoisyNeighbor { function, .. } => vec![function.clone()],
                 Action::Fault { functions, .. } => functions.clone(),
                 Action::ThrottleApi { .. } => {
                     chaos.stage()?;
@@ -267,6 +272,84 @@ impl Chaos {
                     None => Ok(()),
                 }
             }
+            Action::NoisyNeighbor {
+                function,
+                concurrency,
+                hold_ms,
+                unreserve,
+            } => {
+                let name = self.function(function);
+                let (stop, _) = watch::channel(false);
+                let stop = std::sync::Arc::new(stop);
+                let reservation = if *unreserve {
+                    Some((name.clone(), self.reservation(&name).await?))
+                } else {
+                    None
+                };
+                self.note(
+                    i,
+                    Undo::Load {
+                        stop: stop.clone(),
+                        reservation,
+                    },
+                );
+                if *unreserve {
+                    lambda
+                        .delete_function_concurrency()
+                        .function_name(&name)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            format!("DeleteFunctionConcurrency {function}: {}", describe(&e))
+                        })?;
+                }
+                let n = match concurrency {
+                    Some(n) => *n,
+                    None => {
+                        let got = lambda
+                            .get_account_settings()
+                            .send()
+                            .await
+                            .map_err(|e| format!("GetAccountSettings: {}", describe(&e)))?;
+                        let pool = got
+                            .account_limit()
+                            .and_then(|l| l.unreserved_concurrent_executions())
+                            .unwrap_or(0)
+                            .max(0) as u32;
+                        pool + (pool / 10).max(2)
+                    }
+                };
+                let ping = serde_json::json!({
+                    "warmer": true,
+                    "__WARMER_CONCURRENCY__": 2,
+                    "__WARMER_DELAY_MS__": hold_ms,
+                    "__WARMER_CORRELATIONID__": "dynamowave-noisy-neighbor",
+                })
+                .to_string();
+                for _ in 0..n {
+                    let (lambda, name, ping) = (lambda.clone(), name.clone(), ping.clone());
+                    let mut stopped = stop.subscribe();
+                    tokio::spawn(async move {
+                        while !*stopped.borrow() {
+                            let call = lambda
+                                .invoke()
+                                .function_name(&name)
+                                .payload(aws_sdk_lambda::primitives::Blob::new(ping.clone()))
+                                .send();
+                            tokio::select! {
+                                r = call => {
+                                    // Throttled: try again shortly, as a busy client would.
+                                    if r.is_err() {
+                                        tokio::time::sleep(Duration::from_millis(50)).await;
+                                    }
+                                }
+                                _ = stopped.changed() => break,
+                            }
+                        }
+                    });
+                }
+                Ok(())
+            }
             Action::ThrottleFunction { function, reserved } => {
                 let name = self.function(function);
                 let previous = lambda
@@ -355,6 +438,39 @@ impl Chaos {
         }
     }
 
+    async fn reservation(&self, name: &str) -> Result<Option<i32>, String> {
+        Ok(self
+            .clients
+            .lambda
+            .get_function_concurrency()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|e| format!("GetFunctionConcurrency {name}: {}", describe(&e)))?
+            .reserved_concurrent_executions())
+    }
+
+    async fn set_reservation(&self, name: &str, value: Option<i32>) -> Result<(), String> {
+        let lambda = &self.clients.lambda;
+        match value {
+            Some(n) => lambda
+                .put_function_concurrency()
+                .function_name(name)
+                .reserved_concurrent_executions(n)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("PutFunctionConcurrency {name}: {}", describe(&e))),
+            None => lambda
+                .delete_function_concurrency()
+                .function_name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("DeleteFunctionConcurrency {name}: {}", describe(&e))),
+        }
+    }
+
     fn note(&self, i: usize, undo: Undo) {
         self.state.lock().expect("chaos lock").undo.insert(i, undo);
     }
@@ -393,25 +509,15 @@ impl Chaos {
         };
         let lambda = &self.clients.lambda;
         match &undo {
-            Undo::Concurrency { function, previous } => match previous {
-                Some(n) => lambda
-                    .put_function_concurrency()
-                    .function_name(function)
-                    .reserved_concurrent_executions(*n)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("PutFunctionConcurrency {function}: {}", describe(&e)))?,
-                None => lambda
-                    .delete_function_concurrency()
-                    .function_name(function)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        format!("DeleteFunctionConcurrency {function}: {}", describe(&e))
-                    })?,
-            },
+            Undo::Concurrency { function, previous } => {
+                self.set_reservation(function, *previous).await?;
+            }
+            Undo::Load { stop, reservation } => {
+                let _ = stop.send(true);
+                if let Some((name, previous)) = reservation {
+                    self.set_reservation(name, *previous).await?;
+                }
+            }
             Undo::Stage { route, previous } => match (route, previous) {
                 (Some(r), None) => {
                     let (api, stage) = self.stage().map_err(|e| e.to_string())?;

@@ -32,6 +32,8 @@ pub fn router(service: Arc<LambdaService>) -> Router {
             get(get_configuration).put(update_configuration),
         )
         .route("/2015-03-31/functions/{name}", get(get_function))
+        .route("/2016-08-19/account-settings", get(account_settings))
+        .route("/2016-08-19/account-settings/", get(account_settings))
         .route("/2015-03-31/functions", get(list_functions))
         .route("/2015-03-31/functions/", get(list_functions))
         .route("/_dynamowave/schedules/{name}/{schedule}", post(trigger))
@@ -99,6 +101,22 @@ async fn put_concurrency(State(s): Api, Path(name): Path<String>, body: Bytes) -
         Ok(json!({"ReservedConcurrentExecutions": n}))
     };
     respond(run())
+}
+
+/// GetAccountSettings: the concurrency figures a noisy neighbour needs; code-size limits
+/// are AWS's documented defaults (the local stack runs binaries, it stores no code).
+async fn account_settings(State(s): Api) -> Response {
+    axum::Json(json!({
+        "AccountLimit": {
+            "TotalCodeSize": 80_530_636_800_i64,
+            "CodeSizeUnzipped": 262_144_000,
+            "CodeSizeZipped": 52_428_800,
+            "ConcurrentExecutions": s.concurrency.account_limit(),
+            "UnreservedConcurrentExecutions": s.concurrency.unreserved_pool(),
+        },
+        "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": s.function_names().len()},
+    }))
+    .into_response()
 }
 
 async fn delete_concurrency(State(s): Api, Path(name): Path<String>) -> Response {

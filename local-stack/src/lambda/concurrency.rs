@@ -153,6 +153,10 @@ impl Concurrency {
             .unwrap_or(0)
     }
 
+    pub fn account_limit(&self) -> u32 {
+        self.inner.lock().expect("concurrency lock").account_limit
+    }
+
     pub fn unreserved_pool(&self) -> u32 {
         let inner = self.inner.lock().expect("concurrency lock");
         inner.account_limit - inner.reserved.values().sum::<u32>()
