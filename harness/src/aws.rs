@@ -8,6 +8,21 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub apigw: aws_sdk_apigatewayv2::Client,
+    /// @connections: at the endpoint when one is given, else AWS's (set per API: see
+    /// [`Clients::connections`]).
+    pub config: aws_config::SdkConfig,
+}
+
+impl Clients {
+    /// The @connections client for `url` (a stack's `ConnectionsURL`), or for the endpoint
+    /// all clients use (a local stack's edge serves @connections too).
+    pub fn connections(&self, url: Option<&str>) -> aws_sdk_apigatewaymanagement::Client {
+        let mut b = aws_sdk_apigatewaymanagement::config::Builder::from(&self.config);
+        if let Some(url) = url {
+            b = b.endpoint_url(url);
+        }
+        aws_sdk_apigatewaymanagement::Client::from_conf(b.build())
+    }
 }
 
 /// Clients for `region`, at `endpoint` when given (a local stack's edge), else AWS's own
@@ -39,6 +54,7 @@ pub async fn clients(endpoint: Option<&str>, region: &str) -> Clients {
         sqs: aws_sdk_sqs::Client::new(&config),
         lambda: aws_sdk_lambda::Client::new(&config),
         apigw: aws_sdk_apigatewayv2::Client::new(&config),
+        config,
     }
 }
 

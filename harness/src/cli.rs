@@ -46,6 +46,9 @@ pub enum Command {
     /// The local stack: an offline, AWS-compatible home for the chat.
     #[command(subcommand)]
     Local(LocalCommand),
+    /// The dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -193,6 +196,26 @@ pub struct CompareArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Deliver every dead letter again: recipient records through @connections, Lambda's
+    /// whole-event records through the broadcast function; delivered ones leave the queue.
+    Replay(DlqReplayArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DlqReplayArgs {
+    /// A deployed stack (its DeadLetterQueueUrl, ConnectionsURL and BroadcastFunctionName
+    /// outputs).
+    #[arg(long, conflicts_with = "endpoint_url")]
+    pub stack: Option<String>,
+    /// A running `dynamowave local up` (its edge URL); with --stack, where to send the calls.
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum LocalCommand {
     /// Start the stack from template.yaml and run until SIGINT/SIGTERM. The first line on
     /// stdout is a JSON object with websocket_url, endpoint_url and region; logs go to stderr.
@@ -255,5 +278,6 @@ pub async fn run(cli: Cli) -> Result<i32, HarnessError> {
         Command::Bench(BenchCommand::Idle(args)) => crate::bench::idle::idle(args).await,
         Command::BenchIdleServer(args) => crate::bench::idle::server(args).await,
         Command::Local(LocalCommand::Up(args)) => crate::local::up(args).await,
+        Command::Dlq(DlqCommand::Replay(args)) => crate::replay::command(args).await,
     }
 }

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod limits;
 pub mod local;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod scenario;

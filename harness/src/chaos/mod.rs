@@ -38,6 +38,8 @@ pub enum Action {
     },
     /// A share of clients vanish without a close frame (the engine does this).
     DropClients { share: f64 },
+    /// Every dead letter is delivered again (`dynamowave dlq replay` on the timeline).
+    DlqReplay,
     /// Load on another function that eats the account's unreserved concurrency: `concurrency`
     /// callers (None: the unreserved pool and 10 % more) each invoking it again and again with
     /// a warm-up ping that holds an instance `hold_ms` without touching DynamoDB.
@@ -54,11 +56,14 @@ pub enum Action {
 impl Action {
     /// Whether the action lasts (has something to revert).
     pub fn lasts(&self) -> bool {
-        !matches!(self, Action::Invoke { .. } | Action::DropClients { .. })
+        !matches!(
+            self,
+            Action::Invoke { .. } | Action::DropClients { .. } | Action::DlqReplay
+        )
     }
 }
 
-pub const ACTIONS: [&str; 11] = [
+pub const ACTIONS: [&str; 12] = [
     "throttle-api",
     "throttle-function",
     "lambda-error",
@@ -70,6 +75,7 @@ pub const ACTIONS: [&str; 11] = [
     "drop-clients",
     "invoke",
     "noisy-neighbor",
+    "dlq-replay",
 ];
 
 /// Validates one entry's parameters; the message names the parameter.
@@ -83,6 +89,7 @@ pub fn parse(action: &str, params: &Value) -> Result<Action, String> {
         "lambda-timeout" | "lambda-crash" | "dynamodb-throttle" => &["function", "percentage"],
         "connections-fail" => &["function", "percentage", "status"],
         "drop-clients" => &["share"],
+        "dlq-replay" => &[],
         "invoke" => &["function", "payload", "wait"],
         "noisy-neighbor" => &["function", "concurrency", "hold_ms", "unreserve"],
         other => {
@@ -119,6 +126,7 @@ pub fn parse(action: &str, params: &Value) -> Result<Action, String> {
                 Some(_) => return Err(p.bad("unreserve", "must be true or false")),
             },
         },
+        "dlq-replay" => Action::DlqReplay,
         "drop-clients" => Action::DropClients {
             share: p.number("share", 0.0, 1.0)?,
         },

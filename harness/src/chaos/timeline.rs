@@ -95,6 +95,10 @@ impl Chaos {
                     Vec::new()
                 }
                 Action::DropClients { .. } => Vec::new(),
+                Action::DlqReplay => {
+                    chaos.output("DeadLetterQueueUrl")?;
+                    Vec::new()
+                }
             };
             let mut physical = Vec::new();
             for n in &names {
@@ -129,6 +133,7 @@ impl Chaos {
                                     .unwrap_or_default()
                             )
                         }
+                        Action::DlqReplay => "dlq".into(),
                         _ => "clients".into(),
                     }
                 } else {
@@ -157,6 +162,14 @@ impl Chaos {
         .find_map(|k| self.outputs.get(k))
         .cloned()
         .unwrap_or_else(|| name.to_string())
+    }
+
+    fn output(&self, key: &str) -> Result<String, HarnessError> {
+        self.outputs.get(key).cloned().ok_or_else(|| {
+            HarnessError::Chaos(format!(
+                "chaos needs the stack output {key}, which is missing"
+            ))
+        })
     }
 
     fn stage(&self) -> Result<(String, String), HarnessError> {
@@ -246,6 +259,33 @@ impl Chaos {
         let (_, action) = &self.steps[i];
         let lambda = &self.clients.lambda;
         match action {
+            Action::DlqReplay => {
+                let queue = self
+                    .output("DeadLetterQueueUrl")
+                    .map_err(|e| e.to_string())?;
+                // Behind an endpoint (a local stack) @connections is there too; on AWS it is
+                // the stack's ConnectionsURL.
+                let url = match self.clients.config.endpoint_url() {
+                    Some(_) => None,
+                    None => self.outputs.get("ConnectionsURL").map(String::as_str),
+                };
+                let connections = self.clients.connections(url);
+                let broadcast = self.function("Broadcast");
+                let done = crate::replay::Replay {
+                    sqs: &self.clients.sqs,
+                    queue_url: &queue,
+                    connections: &connections,
+                    lambda,
+                    broadcast: Some(&broadcast),
+                }
+                .run()
+                .await?;
+                eprintln!(
+                    "dlq-replay: {} redelivered, {} re-invoked, {} gone, {} left",
+                    done.redelivered, done.reinvoked, done.gone, done.failed
+                );
+                Ok(())
+            }
             Action::DropClients { share } => drops
                 .send(*share)
                 .map_err(|_| "the run has ended".to_string()),
