@@ -8,6 +8,7 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub apigw: aws_sdk_apigatewayv2::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     /// @connections: at the endpoint when one is given, else AWS's (set per API: see
     /// [`Clients::connections`]).
     pub config: aws_config::SdkConfig,
@@ -54,6 +55,7 @@ pub async fn clients(endpoint: Option<&str>, region: &str) -> Clients {
         sqs: aws_sdk_sqs::Client::new(&config),
         lambda: aws_sdk_lambda::Client::new(&config),
         apigw: aws_sdk_apigatewayv2::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
         config,
     }
 }

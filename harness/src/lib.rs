@@ -16,6 +16,7 @@ pub mod limits;
 pub mod local;
 pub mod replay;
 pub mod report;
+pub mod retries;
 pub mod run;
 pub mod scenario;
 pub mod slo;

@@ -351,6 +351,30 @@ async fn execute(
             Err(e) => eprintln!("warning: could not read the DLQ {url}: {e}"),
         }
     }
+    // The backoff check reads the broadcast worker's logs, when an SLO asks for it.
+    let wants_retries = thresholds.iter().any(|t| {
+        matches!(
+            t.metric.as_str(),
+            "post_retries" | "retry_backoff_violations"
+        )
+    });
+    let retries = match (
+        &control.clients,
+        control.outputs.get("BroadcastFunctionName"),
+    ) {
+        (Some(c), Some(function)) if wants_retries => {
+            let from = output.started_at.timestamp_millis() - 1_000;
+            let to = chrono::Utc::now().timestamp_millis();
+            match crate::retries::read(&c.logs, &c.lambda, function, from, to).await {
+                Ok(check) => Some(check),
+                Err(e) => {
+                    eprintln!("warning: could not read the retries from the logs: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let totals = accounting::account(
         &output.record,
         plan.deadline.as_micros() as u64,
@@ -366,6 +390,7 @@ async fn execute(
             telemetry: telemetry.as_ref(),
             plan,
             dead: &dead,
+            retries: retries.as_ref(),
         },
     );
     if let Some(reason) = &output.aborted {
@@ -374,6 +399,7 @@ async fn execute(
     let mut s = summary::build(&output, totals, verdicts, plan, target_name, read);
     s.chaos = windows;
     s.telemetry = telemetry;
+    s.retries = retries;
     let json = serde_json::to_vec_pretty(&s).expect("the summary serialises");
     report::write_atomically(&out_dir.join("summary.json"), &json)?;
     report::write_atomically(

@@ -45,7 +45,7 @@ pub enum Kind {
 }
 
 /// The metrics a run produces and SLOs can name.
-pub const METRICS: [(&str, Kind); 21] = [
+pub const METRICS: [(&str, Kind); 23] = [
     ("broadcast_latency", Kind::Trend),
     ("connect_latency", Kind::Trend),
     ("delivery_ratio", Kind::Rate),
@@ -73,6 +73,10 @@ pub const METRICS: [(&str, Kind); 21] = [
     ("dlq_duplicates", Kind::Counter),
     // @connections posts to a connection that had already answered 410 (stale rows kept).
     ("gone_repeats", Kind::Counter),
+    // The broadcast worker's retried @connections posts (from its logs), and those outside
+    // exponential backoff with full jitter (see retries.rs).
+    ("post_retries", Kind::Counter),
+    ("retry_backoff_violations", Kind::Counter),
 ];
 
 pub fn kind_of(metric: &str) -> Option<Kind> {

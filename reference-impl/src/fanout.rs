@@ -124,8 +124,16 @@ impl Fanout {
             }
             if failure.retryable && attempt < self.backoff.max_attempts {
                 let wait = self.backoff.delay(attempt);
-                tracing::debug!(%recipient, attempt, wait_ms = wait.as_millis() as u64,
-                    error = %failure.error.message, "retrying post");
+                // Info, not debug: `dynamowave` checks the backoff from these lines. The
+                // runtime's log lines carry no time of their own (CloudWatch stamps them on
+                // arrival, to the millisecond), so the line says when, to the microsecond.
+                let at_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as u64)
+                    .unwrap_or_default();
+                tracing::info!(%recipient, message_id = %job.message_id, attempt,
+                    wait_ms = wait.as_millis() as u64, at_us, error = %failure.error.message,
+                    "retrying post");
                 tokio::time::sleep(wait).await;
                 attempt += 1;
                 continue;

@@ -65,6 +65,8 @@ pub struct Summary {
     pub chaos: Vec<crate::chaos::timeline::Window>,
     /// Lambda- and API-side figures from the target (null without a telemetry interface).
     pub telemetry: Option<crate::telemetry::Summary>,
+    /// The broadcast worker's retried posts and the backoff check (when an SLO asks).
+    pub retries: Option<crate::retries::Check>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -168,6 +170,7 @@ pub struct Measured<'a> {
     pub telemetry: Option<&'a crate::telemetry::Summary>,
     pub plan: &'a crate::scenario::Plan,
     pub dead: &'a [crate::accounting::DeadLetter],
+    pub retries: Option<&'a crate::retries::Check>,
 }
 
 impl Measured<'_> {
@@ -266,6 +269,8 @@ impl Observations for Measured<'_> {
                     .sum();
                 Some((handshakes + frames) as f64)
             }
+            "post_retries" => self.retries.map(|c| c.retries as f64),
+            "retry_backoff_violations" => self.retries.map(|c| c.violations.len() as f64),
             "dlq_duplicates" => {
                 let mut seen = std::collections::HashSet::new();
                 let dups = self
@@ -334,5 +339,6 @@ pub fn build(
         intervals: r.intervals.clone(),
         chaos: Vec::new(),
         telemetry: None,
+        retries: None,
     }
 }
