@@ -69,6 +69,9 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
             chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
         ))
     });
+    // Made first, so an unwritable folder fails before a long run; removed again if the
+    // run ends without writing anything into it.
+    let _tidy = (!out_dir.exists()).then(|| RemoveIfEmpty(out_dir.clone()));
     std::fs::create_dir_all(&out_dir).map_err(|e| HarnessError::Io {
         context: format!("creating {}", out_dir.display()),
         source: e,
@@ -177,6 +180,15 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
     }
     let passed = result?;
     Ok(if passed { 0 } else { EXIT_SLO_FAILED })
+}
+
+/// Removes a folder this run made when it is still empty (`remove_dir` refuses otherwise).
+struct RemoveIfEmpty(PathBuf);
+
+impl Drop for RemoveIfEmpty {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 /// Everything a run talks to: the clients' URL, and the AWS APIs behind the target.

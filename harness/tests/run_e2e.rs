@@ -260,6 +260,23 @@ async fn the_smoke_scenario_passes_on_the_local_stack_with_everything_accounted(
         hlog.contains("#[StartTime: ") && hlog.lines().any(|l| l.contains(",HISTF")),
         "{hlog}"
     );
+    // The run's own report page and its charts, and the target's telemetry behind them.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("smoke"),
+        "report.html"
+    );
+    assert!(out.join("latency-over-time.png").is_file());
+    let t = &s["telemetry"];
+    assert!(
+        t["functions"]["SendMessage"]["invocations"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "telemetry names functions by their logical id: {t}"
+    );
+    assert!(t["series"].as_array().is_some_and(|v| !v.is_empty()));
+    assert_eq!(s["chaos"], serde_json::json!([]), "smoke has no chaos");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

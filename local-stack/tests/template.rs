@@ -124,11 +124,15 @@ fn warmer_targets_and_schedule() {
         Some(r#"{"source":"dynamowave.warmer"}"#)
     );
 
+    let three = load_with(&[("WarmConcurrency", "3")]);
+    assert!(
+        env(&three, "WarmerFunction", "WARMER_TARGETS")
+            .starts_with("dynamowave-ConnectFunction=3,")
+    );
+    // Disabled: no schedule, and nothing to warm even when invoked by hand.
     let off = load_with(&[("WarmerEnabled", "false"), ("WarmConcurrency", "3")]);
     assert!(!function(&off, "WarmerFunction").schedules[0].enabled);
-    assert!(
-        env(&off, "WarmerFunction", "WARMER_TARGETS").starts_with("dynamowave-ConnectFunction=3,")
-    );
+    assert_eq!(env(&off, "WarmerFunction", "WARMER_TARGETS"), "");
 }
 
 #[test]
