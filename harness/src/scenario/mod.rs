@@ -1,7 +1,7 @@
 //! Scenario files (scenarios/*.yaml): data, not code. `load` parses one into an immutable
 //! [`Plan`]; every error names the file, the line and the field.
 
-mod units;
+pub(crate) mod units;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
