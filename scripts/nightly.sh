@@ -52,8 +52,14 @@ compare_all() {
     name=$(basename "$dir")
     printf '### %s\n\n' "$name"
     if [ -f "$base/$name/summary.json" ]; then
-      "$bin" compare "$base/$name" "$dir" --markdown "$dir/compare.md" >/dev/null
-      cat "$dir/compare.md"
+      # Exit 99 (a regression) still writes the table; 2 (bad input) does not.
+      rm -f "$dir/compare.md"
+      "$bin" compare "$base/$name" "$dir" --markdown "$dir/compare.md" >/dev/null 2>"$dir/compare.err"
+      if [ -f "$dir/compare.md" ]; then
+        cat "$dir/compare.md"
+      else
+        printf 'compare failed: %s\n' "$(cat "$dir/compare.err")"
+      fi
     else
       printf 'No baseline from the previous night.\n'
     fi

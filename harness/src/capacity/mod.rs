@@ -59,6 +59,8 @@ pub struct Evidence {
     pub function_errors: u64,
     /// The most concurrent executions sampled (once a second) during the point.
     pub peak_concurrency: BTreeMap<String, u64>,
+    /// Throttled invocations per function.
+    pub throttles_by_function: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -482,6 +484,12 @@ fn evidence(s: &Summary) -> Evidence {
         e.edge_throttled = e.edge_throttled.max(t.api.throttled);
         e.function_throttles = t.functions.values().map(|f| f.throttles).sum();
         e.function_errors = t.functions.values().map(|f| f.errors).sum();
+        e.throttles_by_function = t
+            .functions
+            .iter()
+            .filter(|(_, f)| f.throttles > 0)
+            .map(|(n, f)| (n.clone(), f.throttles))
+            .collect();
         for sample in &t.series {
             for (name, f) in &sample.functions {
                 let peak = e.peak_concurrency.entry(name.clone()).or_default();
@@ -518,9 +526,13 @@ fn limiters(
     if e.edge_throttled > 0 || e.function_throttles > 0 {
         add("throttles");
     }
+    // At its reserved concurrency and throttled: the limit refused work (a burst of
+    // disconnects at the final leave reaches the limit without mattering).
     let at_limit = functions.iter().any(|(name, f)| {
         f.reserved_concurrency.is_some_and(|r| {
-            r > 0 && e.peak_concurrency.get(name).copied().unwrap_or(0) >= u64::from(r)
+            r > 0
+                && e.peak_concurrency.get(name).copied().unwrap_or(0) >= u64::from(r)
+                && e.throttles_by_function.contains_key(name)
         })
     });
     if at_limit {

@@ -166,14 +166,24 @@ pub fn load(path: &Path) -> Result<CapacityPlan, HarnessError> {
     parse(&text, path)
 }
 
-/// The 1-based line of `key:` (the first one), for errors found after parsing.
-fn line_of(text: &str, key: &str) -> String {
-    text.lines()
-        .position(|l| {
-            l.trim_start()
-                .strip_prefix(key)
-                .is_some_and(|r| r.trim_start().starts_with(':'))
+/// The 1-based line where `field` (dotted) is written, for errors found after parsing: its
+/// last part as a key (block or flow style), else its first.
+fn line_of(text: &str, field: &str) -> String {
+    let find = |key: &str| {
+        let pattern = format!("{key}:");
+        text.lines().position(|l| {
+            l.match_indices(&pattern).any(|(i, _)| {
+                l[..i]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| c.is_whitespace() || c == '{' || c == ',' || c == '-')
+            })
         })
+    };
+    let last = field.rsplit('.').next().unwrap_or(field);
+    let first = field.split('.').next().unwrap_or(field);
+    find(last)
+        .or_else(|| find(first))
         .map(|n| format!(" (line {})", n + 1))
         .unwrap_or_default()
 }
@@ -185,10 +195,7 @@ pub fn parse(text: &str, path: &Path) -> Result<CapacityPlan, HarnessError> {
     })?;
     let bad = |field: &str, message: String| HarnessError::Scenario {
         file: path.to_path_buf(),
-        message: format!(
-            "{field}{}: {message}",
-            line_of(text, field.split('.').next_back().unwrap_or(field))
-        ),
+        message: format!("{field}{}: {message}", line_of(text, field)),
     };
     let ascending = |v: &[f64]| v.windows(2).all(|w| w[0] < w[1]);
     if file.connections.is_empty() || file.connections.contains(&0) {

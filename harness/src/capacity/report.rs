@@ -32,7 +32,7 @@ pub fn assemble(
             if run.is_empty() {
                 continue;
             }
-            let best = run.iter().filter(|p| p.verdict == Verdict::Pass).last();
+            let best = run.iter().rfind(|p| p.verdict == Verdict::Pass);
             let failing = run.iter().find(|p| p.verdict != Verdict::Pass);
             let recipients = f64::from(match (room_size, cp.base.rooms) {
                 (Some(s), _) => s.min(connections),
