@@ -6,7 +6,9 @@
 //! phase that opens the point's clients, then a `chat` phase at the point's rate. Each
 //! point keeps its own report folder under `points/`.
 
+mod chart;
 pub mod cost;
+mod html;
 pub mod plan;
 pub mod report;
 
