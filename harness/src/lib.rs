@@ -5,6 +5,7 @@ pub mod accounting;
 pub mod attach;
 pub mod aws;
 pub mod bench;
+pub mod capacity;
 pub mod chaos;
 pub mod cli;
 pub mod compare;

@@ -19,6 +19,15 @@ pub const EXIT_SLO_FAILED: i32 = 99;
 
 pub fn validate(args: ValidateArgs) -> Result<i32, HarnessError> {
     for path in &args.scenarios {
+        if crate::capacity::plan::is_plan(path) {
+            let cp = crate::capacity::plan::load(path)?;
+            println!(
+                "{}: ok — capacity plan, up to {} point(s)",
+                path.display(),
+                cp.connections.len() * cp.message_rates.len() * cp.room_sizes.len()
+            );
+            continue;
+        }
         let plan = scenario::load(path)?;
         let thresholds = match &plan.slo {
             Some(p) => slo::load(p)?,
@@ -126,36 +135,7 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
             None,
         )
     } else if target_name == "local" {
-        let mut up = args.local.clone();
-        let l = &plan.local_stack;
-        up.async_retry_base_ms = l.async_retry_base_ms.unwrap_or(up.async_retry_base_ms);
-        up.account_concurrency = l.account_concurrency.unwrap_or(up.account_concurrency);
-        up.sandbox_delay_ms = l.sandbox_delay_ms.unwrap_or(up.sandbox_delay_ms);
-        up.idle_instance_secs = l.idle_instance_secs.unwrap_or(up.idle_instance_secs);
-        up.connections_latency_ms = l
-            .connections_latency_ms
-            .unwrap_or(up.connections_latency_ms);
-        let mut options = crate::local::options(&up)?;
-        options
-            .parameter_overrides
-            .extend(plan.local_parameters.clone());
-        eprintln!("starting the local stack …");
-        let stack = dynamowave_local::stack::start(options).await?;
-        let e = &stack.endpoints;
-        let dlq = e
-            .outputs
-            .get("DeadLetterQueueUrl")
-            .or_else(|| e.queues.values().next())
-            .cloned();
-        let control = Control::new(
-            e.websocket_url.clone(),
-            Some(e.endpoint_url.clone()),
-            &e.region,
-            e.outputs.clone(),
-            dlq,
-            true,
-        )
-        .await;
+        let (control, stack) = start_local(&args.local, &plan).await?;
         (control, Some(stack))
     } else if target_name.starts_with("ws://") || target_name.starts_with("wss://") {
         let control = Control::new(
@@ -178,7 +158,7 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
     if let Some(stack) = stack {
         stack.shutdown().await;
     }
-    let passed = result?;
+    let passed = result?.passed;
     Ok(if passed { 0 } else { EXIT_SLO_FAILED })
 }
 
@@ -191,6 +171,45 @@ impl Drop for RemoveIfEmpty {
     }
 }
 
+/// Starts the embedded local stack with the scenario's `local:` parameters and
+/// `local_stack:` settings over `up`'s flags; the caller shuts it down.
+pub async fn start_local(
+    up: &crate::cli::UpArgs,
+    plan: &scenario::Plan,
+) -> Result<(Control, dynamowave_local::stack::RunningStack), HarnessError> {
+    let mut up = up.clone();
+    let l = &plan.local_stack;
+    up.async_retry_base_ms = l.async_retry_base_ms.unwrap_or(up.async_retry_base_ms);
+    up.account_concurrency = l.account_concurrency.unwrap_or(up.account_concurrency);
+    up.sandbox_delay_ms = l.sandbox_delay_ms.unwrap_or(up.sandbox_delay_ms);
+    up.idle_instance_secs = l.idle_instance_secs.unwrap_or(up.idle_instance_secs);
+    up.connections_latency_ms = l
+        .connections_latency_ms
+        .unwrap_or(up.connections_latency_ms);
+    let mut options = crate::local::options(&up)?;
+    options
+        .parameter_overrides
+        .extend(plan.local_parameters.clone());
+    eprintln!("starting the local stack …");
+    let stack = dynamowave_local::stack::start(options).await?;
+    let e = &stack.endpoints;
+    let dlq = e
+        .outputs
+        .get("DeadLetterQueueUrl")
+        .or_else(|| e.queues.values().next())
+        .cloned();
+    let control = Control::new(
+        e.websocket_url.clone(),
+        Some(e.endpoint_url.clone()),
+        &e.region,
+        e.outputs.clone(),
+        dlq,
+        true,
+    )
+    .await;
+    Ok((control, stack))
+}
+
 /// Everything a run talks to: the clients' URL, and the AWS APIs behind the target.
 pub struct Control {
     pub target: Target,
@@ -201,7 +220,7 @@ pub struct Control {
 }
 
 impl Control {
-    async fn new(
+    pub async fn new(
         websocket_url: String,
         endpoint: Option<String>,
         region: &str,
@@ -231,14 +250,16 @@ impl Control {
     }
 }
 
-async fn execute(
+/// One run against a target that is up: the schedule, chaos, DLQ, accounting, verdicts and
+/// the report folder; returns the summary as written.
+pub async fn execute(
     plan: &scenario::Plan,
     thresholds: &[slo::Threshold],
     control: &Control,
     target_name: &str,
     out_dir: &Path,
     workers: u32,
-) -> Result<bool, HarnessError> {
+) -> Result<report::Summary, HarnessError> {
     let target = &control.target;
     let chaos = if plan.chaos.is_empty() {
         None
@@ -446,7 +467,7 @@ async fn execute(
             failed.join("; ")
         )));
     }
-    Ok(s.passed)
+    Ok(s)
 }
 
 /// `abortOnFail` thresholds that can be judged mid-run (latency trends, connect failures)
