@@ -60,7 +60,12 @@ fn cpu_us() -> u64 {
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_kib_of("self")
+}
+
+/// VmRSS of a process (`self` or a pid), KiB (0 if it is gone).
+pub(crate) fn rss_kib_of(process: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

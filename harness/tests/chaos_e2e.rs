@@ -2,25 +2,16 @@
 //! fails with exit 99, naming the threshold, when the feature it proves is turned off.
 //! Plus: chaos in effect when the run is interrupted (SIGINT) is reverted.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+mod support;
+use support::{LocalUp, binaries};
 
-fn binaries() -> PathBuf {
-    let exe = Path::new(env!("CARGO_BIN_EXE_dynamowave"));
-    let dir = exe.parent().unwrap().to_path_buf();
-    assert!(
-        dir.join("connect").is_file(),
-        "reference binaries missing from {}: cargo build --release -p dynamowave-chat",
-        dir.display()
-    );
-    dir
-}
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// Copies `scenarios/{name}.yaml` (with `edits` applied) and its SLO file into `dir`.
 fn variant(dir: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
@@ -196,57 +187,9 @@ impl Drop for Guard {
     }
 }
 
-/// `local up` as a child, SIGTERM on drop.
-struct LocalUp {
-    child: Child,
-    edge: String,
-}
-
-impl Drop for LocalUp {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn local_up() -> LocalUp {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dynamowave"))
-        .args([
-            "local",
-            "up",
-            "--template",
-            &format!("{ROOT}/template.yaml"),
-        ])
-        .args(["--parameter-overrides", "WarmerEnabled=false"])
-        .arg("--binaries")
-        .arg(binaries())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let info: Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{first:?}: {e}"));
-    LocalUp {
-        edge: info["endpoint_url"].as_str().unwrap().to_string(),
-        child,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn chaos_in_effect_is_reverted_when_the_run_is_interrupted() {
-    let up = local_up();
+    let up = LocalUp::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("interrupted.yaml");
     std::fs::write(
@@ -264,7 +207,7 @@ chaos:
     let harness = Command::new(env!("CARGO_BIN_EXE_dynamowave"))
         .arg("run")
         .arg(&scenario)
-        .args(["--endpoint-url", &up.edge, "--out"])
+        .args(["--endpoint-url", &up.endpoint_url, "--out"])
         .arg(dir.path().join("out"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -273,7 +216,7 @@ chaos:
         .unwrap();
 
     let harness = Guard(harness);
-    let lambda = dynamowave_harness::aws::clients(Some(&up.edge), "us-east-1")
+    let lambda = dynamowave_harness::aws::clients(Some(&up.endpoint_url), "us-east-1")
         .await
         .lambda;
     let faults = |name: &'static str| {

@@ -2,77 +2,15 @@
 //! Against `dynamowave local up` (the real binary, its edge answering DescribeStacks), and
 //! against a CloudFormation endpoint whose stack lacks the WebSocketURL output.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use dynamowave_local::cloudformation::{CloudFormation, router};
 
+mod support;
+use support::LocalUp;
+
 const SCENARIO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/smoke.yaml");
-
-/// `local up` as a child process, stopped with SIGTERM when dropped (even on a failed
-/// assertion).
-struct LocalUp {
-    child: Child,
-    endpoint_url: String,
-}
-
-impl LocalUp {
-    fn start() -> LocalUp {
-        let exe = Path::new(env!("CARGO_BIN_EXE_dynamowave"));
-        let binaries = exe.parent().unwrap();
-        assert!(
-            binaries.join("connect").is_file(),
-            "reference binaries missing from {}: cargo build --release -p dynamowave-chat",
-            binaries.display()
-        );
-        let mut child = Command::new(exe)
-            .args(["local", "up", "--stack-name", "dynamowave"])
-            .args([
-                "--template",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"),
-            ])
-            .args(["--sandbox-delay-ms", "0", "--connections-latency-ms", "0"])
-            // As the smoke scenario would have the embedded stack.
-            .args(["--parameter-overrides", "WarmerEnabled=false"])
-            .arg("--binaries")
-            .arg(binaries)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let mut up = LocalUp {
-            child,
-            endpoint_url: String::new(),
-        };
-        let info: serde_json::Value =
-            serde_json::from_str(&first).unwrap_or_else(|e| panic!("first line {first:?}: {e}"));
-        up.endpoint_url = info["endpoint_url"].as_str().unwrap().to_string();
-        up
-    }
-}
-
-impl Drop for LocalUp {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn dynamowave(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dynamowave"))
@@ -84,7 +22,14 @@ fn dynamowave(args: &[&str]) -> Output {
 
 #[test]
 fn smoke_runs_against_a_stack_found_by_name_and_a_missing_stack_exits_2() {
-    let up = LocalUp::start();
+    let up = LocalUp::start(&[
+        "--stack-name",
+        "dynamowave",
+        "--sandbox-delay-ms",
+        "0",
+        "--connections-latency-ms",
+        "0",
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
     let run = dynamowave(&[

@@ -107,19 +107,8 @@ impl Layout {
     }
 }
 
-/// VmRSS of a process, KiB (0 if it is gone).
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    super::rss_kib_of(&pid.to_string())
 }
 
 fn total_rss_kib(pids: &[u32]) -> u64 {

@@ -311,11 +311,7 @@ pub fn parse(text: &str, path: &Path) -> Result<CapacityPlan, HarnessError> {
         file.room_sizes.into_iter().map(Some).collect()
     };
     Ok(CapacityPlan {
-        name: file.name.unwrap_or_else(|| {
-            path.file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        }),
+        name: crate::scenario::name_or_stem(file.name, path),
         description: file.description,
         source: path.to_path_buf(),
         base,

@@ -277,6 +277,15 @@ pub fn with_line(text: &str, message: String) -> String {
     }
 }
 
+/// A file's `name:`, else its file name without the extension.
+pub(crate) fn name_or_stem(name: Option<String>, path: &Path) -> String {
+    name.unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    })
+}
+
 pub fn load(path: &Path) -> Result<Plan, HarnessError> {
     let text = std::fs::read_to_string(path).map_err(|e| HarnessError::Io {
         context: format!("reading {}", path.display()),
@@ -402,11 +411,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Plan, HarnessError> {
         _ => s,
     });
     Ok(Plan {
-        name: file.name.unwrap_or_else(|| {
-            path.file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        }),
+        name: name_or_stem(file.name, path),
         description: file.description,
         source: path.to_path_buf(),
         target: file.target,
