@@ -9,6 +9,15 @@ use serde_json::Value;
 use crate::accounting::DeadLetter;
 use crate::engine::stamp::Stamp;
 
+/// This run's dead letters, and how many of them lack the attributes that say why
+/// (`ErrorCode` and `ErrorMessage` on both kinds — Lambda adds `RequestID` — and `Recipient`
+/// on the broadcast worker's).
+#[derive(Debug, Default)]
+pub struct Read {
+    pub letters: Vec<DeadLetter>,
+    pub missing_attributes: u64,
+}
+
 /// Receives every message currently in the queue (without deleting it, so `dlq replay`
 /// can still use them) and keeps those of this run.
 pub async fn read(
@@ -16,8 +25,8 @@ pub async fn read(
     queue_url: &str,
     run: u32,
     connection_ids: &HashMap<String, u32>,
-) -> Result<Vec<DeadLetter>, String> {
-    let mut out = Vec::new();
+) -> Result<Read, String> {
+    let mut out = Read::default();
     let mut empty_polls = 0;
     while empty_polls < 2 {
         let got = sqs
@@ -26,6 +35,7 @@ pub async fn read(
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .visibility_timeout(60)
+            .message_attribute_names("All")
             .send()
             .await
             .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())?;
@@ -34,9 +44,20 @@ pub async fn read(
             continue;
         }
         for m in got.messages() {
-            if let Some(d) = parse(m.body().unwrap_or_default(), run, connection_ids) {
-                out.push(d);
+            let Some(d) = parse(m.body().unwrap_or_default(), run, connection_ids) else {
+                continue;
+            };
+            let attributes = m.message_attributes();
+            let has = |k: &str| attributes.is_some_and(|a| a.contains_key(k));
+            let needed: &[&str] = if d.recipient.is_some() {
+                &["ErrorCode", "ErrorMessage", "Recipient"]
+            } else {
+                &["ErrorCode", "ErrorMessage"]
+            };
+            if !needed.iter().all(|k| has(k)) {
+                out.missing_attributes += 1;
             }
+            out.letters.push(d);
         }
     }
     Ok(out)

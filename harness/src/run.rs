@@ -368,6 +368,7 @@ pub async fn execute(
     };
 
     let mut dead = Vec::new();
+    let mut dlq_missing_attributes = 0;
     let mut read = false;
     if let Some((sqs, url)) = &target.dlq {
         let ids: HashMap<String, u32> = output
@@ -378,7 +379,8 @@ pub async fn execute(
             .collect();
         match dlq::read(sqs, url, output.run_id, &ids).await {
             Ok(d) => {
-                dead = d;
+                dead = d.letters;
+                dlq_missing_attributes = d.missing_attributes;
                 read = true;
             }
             Err(e) => eprintln!("warning: could not read the DLQ {url}: {e}"),
@@ -423,6 +425,7 @@ pub async fn execute(
             telemetry: telemetry.as_ref(),
             plan,
             dead: &dead,
+            dlq_missing_attributes,
             retries: retries.as_ref(),
         },
     );

@@ -45,7 +45,7 @@ pub enum Kind {
 }
 
 /// The metrics a run produces and SLOs can name.
-pub const METRICS: [(&str, Kind); 23] = [
+pub const METRICS: [(&str, Kind); 24] = [
     ("broadcast_latency", Kind::Trend),
     ("connect_latency", Kind::Trend),
     ("delivery_ratio", Kind::Rate),
@@ -71,6 +71,9 @@ pub const METRICS: [(&str, Kind); 23] = [
     ("edge_throttled", Kind::Counter),
     // The same recipient's delivery dead-lettered more than once.
     ("dlq_duplicates", Kind::Counter),
+    // Dead letters without the attributes that say why (ErrorCode, ErrorMessage; Recipient
+    // on a recipient's).
+    ("dlq_missing_attributes", Kind::Counter),
     // @connections posts to a connection that had already answered 410 (stale rows kept).
     ("gone_repeats", Kind::Counter),
     // The broadcast worker's retried @connections posts (from its logs), and those outside

@@ -170,6 +170,7 @@ pub struct Measured<'a> {
     pub telemetry: Option<&'a crate::telemetry::Summary>,
     pub plan: &'a crate::scenario::Plan,
     pub dead: &'a [crate::accounting::DeadLetter],
+    pub dlq_missing_attributes: u64,
     pub retries: Option<&'a crate::retries::Check>,
 }
 
@@ -269,6 +270,7 @@ impl Observations for Measured<'_> {
                     .sum();
                 Some((handshakes + frames) as f64)
             }
+            "dlq_missing_attributes" => Some(self.dlq_missing_attributes as f64),
             "post_retries" => self.retries.map(|c| c.retries as f64),
             "retry_backoff_violations" => self.retries.map(|c| c.violations.len() as f64),
             "dlq_duplicates" => {
