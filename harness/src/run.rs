@@ -289,8 +289,14 @@ pub async fn execute(
         b.enable_steady_tick(std::time::Duration::from_millis(200));
         b
     });
-    // One clock for the engine, the chaos timeline and the telemetry series.
-    let start = Instant::now() + std::time::Duration::from_millis(50);
+    // One clock for the engine, the chaos timeline and the telemetry series (workers start
+    // their schedule START_DELAY after they are launched, which happens right below).
+    let start = Instant::now()
+        + if workers > 1 {
+            crate::workers::START_DELAY
+        } else {
+            std::time::Duration::from_millis(50)
+        };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (drop_tx, drop_rx) = mpsc::unbounded_channel();
     let (sampler_stop, sampler_rx) = oneshot::channel();

@@ -17,7 +17,7 @@ use crate::error::HarnessError;
 use crate::scenario::{self, Plan};
 
 /// Time for every worker to start before the schedule begins.
-const START_DELAY: Duration = Duration::from_secs(2);
+pub const START_DELAY: Duration = Duration::from_secs(2);
 
 fn phases_us(plan: &Plan) -> Vec<(u64, u64, String)> {
     plan.phases
