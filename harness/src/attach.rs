@@ -13,6 +13,19 @@ pub async fn endpoints(edge: &str) -> Result<Value, HarnessError> {
     get_json(edge, "/_dynamowave/endpoints").await
 }
 
+/// The stack outputs in what `/_dynamowave/endpoints` answered.
+pub fn outputs(endpoints: &Value) -> std::collections::BTreeMap<String, String> {
+    endpoints
+        .get("outputs")
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `GET {edge}{path}` as JSON; errors name the edge and say how to start one.
 pub async fn get_json(edge: &str, path: &str) -> Result<Value, HarnessError> {
     let url = format!("{}{path}", edge.trim_end_matches('/'));

@@ -1,7 +1,7 @@
 //! The AWS SDK clients the harness drives a target with: the same code path against AWS and
 //! the local stack, which differ only in the endpoint URL (design: no local-only branch).
 
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, ConfigLoader, Region};
 
 #[derive(Clone, Debug)]
 pub struct Clients {
@@ -26,20 +26,20 @@ impl Clients {
     }
 }
 
-/// Clients for `region`, at `endpoint` when given (a local stack's edge), else AWS's own
-/// endpoints with credentials from the usual chain.
-pub async fn clients(endpoint: Option<&str>, region: &str) -> Clients {
+/// The SDK's configuration loader for `region`: rustls with ring, `endpoint` when given
+/// (AWS's own endpoints otherwise), and on a loopback endpoint (a local stack, which checks
+/// only that calls are signed) fixed credentials instead of the usual chain.
+pub fn loader(region: Region, endpoint: Option<&str>) -> ConfigLoader {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
+        .region(region)
         .http_client(http);
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
-        // A loopback endpoint needs no real credentials.
         if is_loopback(endpoint) {
             loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
                 "local",
@@ -50,7 +50,15 @@ pub async fn clients(endpoint: Option<&str>, region: &str) -> Clients {
             ));
         }
     }
-    let config = loader.load().await;
+    loader
+}
+
+/// Clients for `region`, at `endpoint` when given (a local stack's edge), else AWS's own
+/// endpoints with credentials from the usual chain.
+pub async fn clients(endpoint: Option<&str>, region: &str) -> Clients {
+    let config = loader(Region::new(region.to_string()), endpoint)
+        .load()
+        .await;
     Clients {
         sqs: aws_sdk_sqs::Client::new(&config),
         lambda: aws_sdk_lambda::Client::new(&config),
@@ -61,7 +69,9 @@ pub async fn clients(endpoint: Option<&str>, region: &str) -> Clients {
 }
 
 pub fn is_loopback(endpoint: &str) -> bool {
-    endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost")
+    ["http://127.", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| endpoint.starts_with(p))
 }
 
 /// An SDK error with its whole chain, for messages people read.

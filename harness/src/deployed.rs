@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 
 use crate::error::HarnessError;
@@ -34,9 +34,9 @@ pub async fn resolve(
     region_flag: &str,
     endpoint: Option<&str>,
 ) -> Result<Deployed, HarnessError> {
-    let local = endpoint.is_some_and(is_loopback);
+    let local = endpoint.is_some_and(crate::aws::is_loopback);
     let region = region(region_flag, local).await;
-    let sdk = sdk_config(&region, endpoint, local).await;
+    let sdk = sdk_config(&region, endpoint).await;
     let place = match endpoint {
         Some(e) => format!("{e} (region {region})"),
         None => format!("CloudFormation in {region}"),
@@ -132,12 +132,6 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-fn is_loopback(endpoint: &str) -> bool {
-    ["http://127.", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| endpoint.starts_with(p))
-}
-
 /// `--region` when given; left at its default, AWS_REGION or the profile's region win (as
 /// for the AWS CLI), so a deployed stack is looked for where the credentials point.
 async fn region(flag: &str, local: bool) -> Region {
@@ -151,32 +145,13 @@ async fn region(flag: &str, local: bool) -> Region {
         .unwrap_or_else(|| Region::new(DEFAULT_REGION))
 }
 
-async fn sdk_config(region: &Region, endpoint: Option<&str>, local: bool) -> SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(region.clone())
-        .http_client(http)
+async fn sdk_config(region: &Region, endpoint: Option<&str>) -> SdkConfig {
+    crate::aws::loader(region.clone(), endpoint)
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .operation_timeout(Duration::from_secs(60))
                 .build(),
-        );
-    if let Some(e) = endpoint {
-        loader = loader.endpoint_url(e);
-    }
-    // A local stack needs no real credentials (it checks only that calls are signed).
-    if local {
-        loader = loader.credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "dynamowave",
-        ));
-    }
-    loader.load().await
+        )
+        .load()
+        .await
 }

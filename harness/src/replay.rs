@@ -24,15 +24,7 @@ pub async fn command(args: DlqReplayArgs) -> Result<i32, HarnessError> {
         }
         (None, Some(edge)) => {
             let e = crate::attach::endpoints(edge).await?;
-            let outputs = e
-                .get("outputs")
-                .and_then(Value::as_object)
-                .map(|o| {
-                    o.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let outputs = crate::attach::outputs(&e);
             let region = e
                 .get("region")
                 .and_then(Value::as_str)

@@ -117,15 +117,7 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
             HarnessError::Usage(format!("{edge}/_dynamowave/endpoints has no websocket_url"))
         })?;
         let region = text("region").unwrap_or_else(|| args.local.region.clone());
-        let outputs: BTreeMap<String, String> = e
-            .get("outputs")
-            .and_then(serde_json::Value::as_object)
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let outputs = crate::attach::outputs(&e);
         let dlq = outputs.get("DeadLetterQueueUrl").cloned().or_else(|| {
             e.get("queues")
                 .and_then(|q| q.as_object()?.values().next()?.as_str().map(str::to_string))

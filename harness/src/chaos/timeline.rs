@@ -334,14 +334,7 @@ impl Chaos {
                     },
                 );
                 if *unreserve {
-                    lambda
-                        .delete_function_concurrency()
-                        .function_name(&name)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            format!("DeleteFunctionConcurrency {function}: {}", describe(&e))
-                        })?;
+                    self.set_reservation(&name, None).await?;
                 }
                 let n = match concurrency {
                     Some(n) => *n,
@@ -406,14 +399,7 @@ impl Chaos {
                         previous,
                     },
                 );
-                lambda
-                    .put_function_concurrency()
-                    .function_name(&name)
-                    .reserved_concurrent_executions(*reserved)
-                    .send()
-                    .await
-                    .map_err(|e| format!("PutFunctionConcurrency {function}: {}", describe(&e)))?;
-                Ok(())
+                self.set_reservation(&name, Some(*reserved)).await
             }
             Action::ThrottleApi { route, rate, burst } => {
                 let (api, stage) = self.stage().map_err(|e| e.to_string())?;
