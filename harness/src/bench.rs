@@ -6,6 +6,7 @@
 //! delivery bits). CPU is the reader process's user+system time (getrusage) over the
 //! measured window. `idle` (bench/idle.rs) counts the idle clients the harness holds.
 
+pub mod floor;
 pub mod idle;
 
 use std::process::Stdio;
@@ -199,6 +200,7 @@ pub async fn server(args: BenchServerArgs) -> Result<i32, HarnessError> {
             sender: 0,
             seq,
             intended_us: intended,
+            sent_us: intended,
         }
         .payload(args.frame_size);
         let frame: Arc<str> = format!("{{\"message\":\"{payload}\"}}").into();
@@ -292,6 +294,7 @@ pub async fn reader(args: BenchReaderArgs) -> Result<i32, HarnessError> {
                     run: RUN,
                     slow: false,
                     connect_timeout: Duration::from_secs(60),
+                    close_timeout: Duration::from_secs(5),
                     sources: 0,
                     start: Instant::now(),
                 };

@@ -46,6 +46,8 @@ pub enum Command {
     BenchReader(BenchReaderArgs),
     #[command(hide = true)]
     BenchIdleServer(IdleServerArgs),
+    #[command(hide = true)]
+    BenchEchoServer,
     /// The local stack: an offline, AWS-compatible home for the chat.
     #[command(subcommand)]
     Local(LocalCommand),
@@ -109,6 +111,25 @@ pub enum BenchCommand {
     /// loopback source addresses, against broadcast servers sharing one port; memory per
     /// connection and time to connect.
     Idle(IdleArgs),
+    /// The harness's latency floor: a whole run against an echo server that answers at
+    /// once, reporting latency from the intended and from the actual send, and the
+    /// schedule's lag.
+    Floor(FloorArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct FloorArgs {
+    #[arg(long, default_value_t = 100)]
+    pub clients: u32,
+    /// Messages per second, all clients together (Poisson arrivals).
+    #[arg(long, default_value_t = 500)]
+    pub rate: u32,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u32,
+    /// Where the scenario and the run's report go [default: reports/bench-floor-{time}].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -293,6 +314,8 @@ pub async fn run(cli: Cli) -> Result<i32, HarnessError> {
         Command::BenchReader(args) => crate::bench::reader(args).await,
         Command::Bench(BenchCommand::Idle(args)) => crate::bench::idle::idle(args).await,
         Command::BenchIdleServer(args) => crate::bench::idle::server(args).await,
+        Command::Bench(BenchCommand::Floor(args)) => crate::bench::floor::floor(args).await,
+        Command::BenchEchoServer => crate::bench::floor::echo_server().await,
         Command::Local(LocalCommand::Up(args)) => crate::local::up(args).await,
         Command::Dlq(DlqCommand::Replay(args)) => crate::replay::command(args).await,
     }

@@ -93,6 +93,7 @@ mod tests {
             sender: 3,
             seq: 9,
             intended_us: 1,
+            sent_us: 2,
         }
         .payload(80);
         let ids = HashMap::from([("abc=".to_string(), 5)]);

@@ -45,8 +45,12 @@ pub enum Kind {
 }
 
 /// The metrics a run produces and SLOs can name.
-pub const METRICS: [(&str, Kind); 24] = [
+pub const METRICS: [(&str, Kind); 28] = [
     ("broadcast_latency", Kind::Trend),
+    // The same deliveries from the actual send, and how late each send left (the
+    // generator's own lateness): the two views differ by it.
+    ("broadcast_latency_from_send", Kind::Trend),
+    ("schedule_lag", Kind::Trend),
     ("connect_latency", Kind::Trend),
     ("delivery_ratio", Kind::Rate),
     ("connect_failed", Kind::Rate),
@@ -58,6 +62,10 @@ pub const METRICS: [(&str, Kind); 24] = [
     ("error_frames", Kind::Counter),
     ("messages_sent", Kind::Counter),
     ("expected", Kind::Counter),
+    // Pairs (and messages) whose sender's connection ended uncleanly after the write, so
+    // the target may never have read them: counted beside `expected`, not as lost.
+    ("unconfirmed", Kind::Counter),
+    ("send_unconfirmed", Kind::Counter),
     // From the target (telemetry and the DLQ); `{function:Name}` picks a function,
     // `{phase:name}` a phase, for the first four.
     ("cold_starts", Kind::Counter),

@@ -411,6 +411,7 @@ pub async fn server(args: IdleServerArgs) -> Result<i32, HarnessError> {
         sender: BROADCAST_SENDER,
         seq: 0,
         intended_us: 0,
+        sent_us: 0,
     }
     .payload(64);
     let frame: Arc<str> = format!("{{\"message\":\"{payload}\"}}").into();

@@ -136,10 +136,7 @@ pub fn counts(
         .unwrap_or_default();
     Counts {
         duration_s: summary.run.duration_s,
-        messages_sent: summary
-            .messages
-            .scheduled
-            .saturating_sub(summary.messages.send_failed),
+        messages_sent: summary.messages.written,
         whoami_sent: if plan.protocol.whoami.is_some() {
             connected
         } else {

@@ -107,9 +107,7 @@ pub fn extract(s: &SummaryView) -> Vec<Metric> {
             "lost_ratio" => ratio(a.lost),
             "connect_failed" => (attempted > 0).then(|| failures as f64 / attempted as f64),
             "connect_failures" => Some(failures as f64),
-            "messages_sent" => {
-                Some(s.messages.scheduled.saturating_sub(s.messages.send_failed) as f64)
-            }
+            "messages_sent" => Some(s.messages.sent() as f64),
             "error_frames" => Some(s.other_frames.values().sum::<u64>() as f64),
             "thresholds_failed" => Some(s.thresholds.iter().filter(|t| !t.passed).count() as f64),
             _ => unreachable!("every count is listed"),

@@ -38,6 +38,8 @@ pub struct ClientSpec {
     pub run: u32,
     pub slow: bool,
     pub connect_timeout: Duration,
+    /// How long a leaving client waits for the server's answer to its Close.
+    pub close_timeout: Duration,
     /// Loopback source addresses to spread over (127.0.0.1..=sources); 0: automatic.
     pub sources: u32,
     pub start: Instant,
@@ -48,6 +50,16 @@ impl ClientSpec {
         self.start.elapsed().as_micros() as u64
     }
 }
+
+/// How a connection ended, for [`Event::Closed`].
+struct End {
+    code: Option<u16>,
+    by_us: bool,
+    at_us: u64,
+    unconfirmed: Option<&'static str>,
+}
+
+type Ws = tokio_websockets::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Frames are batched for at most this long before they go to the aggregator.
 const FLUSH_AFTER: Duration = Duration::from_millis(20);
@@ -105,27 +117,35 @@ pub async fn run(
         connection_id,
     });
 
-    let (code, by_us) = loop {
+    let end = loop {
         tokio::select! {
             cmd = commands.recv() => match cmd {
                 Some(Command::Send { seq, intended_us }) => {
-                    let stamp = Stamp { run: spec.run, sender: spec.index, seq, intended_us };
-                    let payload = serde_json::to_string(&stamp.payload(spec.message_size)).expect("a string serialises");
-                    let frame = format!("{}{payload}{}", spec.frame_prefix, spec.frame_suffix);
-                    if ws.send(Message::text(frame)).await.is_err() {
-                        let _ = events.send(Event::SendFailed { sender: spec.index, seq });
-                    }
+                    send(&spec, &mut ws, seq, intended_us, &events).await;
                 }
-                Some(Command::Vanish) => break (None, true),
+                Some(Command::Vanish) => break End {
+                    code: None,
+                    by_us: true,
+                    at_us: spec.now_us(),
+                    unconfirmed: Some("vanished"),
+                },
                 Some(Command::Leave) | None => {
-                    let _ = ws.send(Message::close(Some(CloseCode::NORMAL_CLOSURE), "")).await;
-                    break (Some(1000), true);
+                    let at_us = spec.now_us();
+                    let unconfirmed = leave(&spec, &key, &mut ws, &mut batch, &events).await;
+                    break End { code: Some(1000), by_us: true, at_us, unconfirmed };
                 }
             },
             frame = ws.next() => match frame {
                 Some(Ok(m)) => {
                     if let Some((code, _)) = m.as_close() {
-                        break (Some(u16::from(code)), false);
+                        // The server closed: the next poll flushes our echo of its Close.
+                        let _ = tokio::time::timeout(CLOSE_ECHO, ws.next()).await;
+                        break End {
+                            code: Some(u16::from(code)),
+                            by_us: false,
+                            at_us: spec.now_us(),
+                            unconfirmed: None,
+                        };
                     }
                     if let Some(text) = m.as_text() {
                         if batch.is_empty() {
@@ -140,7 +160,18 @@ pub async fn run(
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
-                Some(Err(_)) | None => break (None, false),
+                Some(Err(e)) => break End {
+                    code: None,
+                    by_us: false,
+                    at_us: spec.now_us(),
+                    unconfirmed: Some(cause_of(&e)),
+                },
+                None => break End {
+                    code: None,
+                    by_us: false,
+                    at_us: spec.now_us(),
+                    unconfirmed: Some("abnormal"),
+                },
             },
             _ = tokio::time::sleep_until(flush_at), if !batch.is_empty() => {
                 let _ = events.send(Event::Received(std::mem::take(&mut batch)));
@@ -152,10 +183,106 @@ pub async fn run(
     }
     let _ = events.send(Event::Closed {
         client: spec.index,
-        at_us: spec.now_us(),
-        code,
-        by_us,
+        at_us: end.at_us,
+        code: end.code,
+        by_us: end.by_us,
+        unconfirmed: end.unconfirmed,
     });
+}
+
+/// How long to let our echo of the server's Close go out before dropping the socket.
+const CLOSE_ECHO: Duration = Duration::from_millis(100);
+
+/// Writes one stamped message, never before its intended time, and reports it as sent only
+/// once written.
+async fn send(
+    spec: &ClientSpec,
+    ws: &mut Ws,
+    seq: u32,
+    intended_us: u64,
+    events: &mpsc::UnboundedSender<Event>,
+) {
+    let mut sent_us = spec.now_us();
+    if sent_us < intended_us {
+        // The schedule's clock fires at or after the intended time; this only guards it.
+        super::clock::sleep_until(spec.start + Duration::from_micros(intended_us)).await;
+        sent_us = spec.now_us();
+    }
+    let stamp = Stamp {
+        run: spec.run,
+        sender: spec.index,
+        seq,
+        intended_us,
+        sent_us,
+    };
+    let payload =
+        serde_json::to_string(&stamp.payload(spec.message_size)).expect("a string serialises");
+    let frame = format!("{}{payload}{}", spec.frame_prefix, spec.frame_suffix);
+    let event = match ws.send(Message::text(frame)).await {
+        Ok(()) => Event::Sent {
+            sender: spec.index,
+            seq,
+            intended_us,
+            sent_us,
+        },
+        Err(_) => Event::SendFailed {
+            sender: spec.index,
+            seq,
+        },
+    };
+    let _ = events.send(event);
+}
+
+/// The closing handshake (RFC 6455 §7): send Close, keep reading and recording until the
+/// server's Close arrives, then let the socket go. Dropping a socket with unread frames
+/// makes the kernel answer with a reset, which discards whatever the server had not read
+/// yet — this client's own last messages among it. Returns why the server may not have read
+/// everything we wrote, or None after a completed handshake.
+async fn leave(
+    spec: &ClientSpec,
+    key: &str,
+    ws: &mut Ws,
+    batch: &mut Vec<Receipt>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Option<&'static str> {
+    if let Err(e) = ws
+        .send(Message::close(Some(CloseCode::NORMAL_CLOSURE), ""))
+        .await
+    {
+        return Some(cause_of(&e));
+    }
+    let deadline = tokio::time::Instant::now() + spec.close_timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return Some("close_timeout"),
+            Ok(None) => return Some("abnormal"),
+            Ok(Some(Err(e))) => return Some(cause_of(&e)),
+            Ok(Some(Ok(m))) => {
+                if m.is_close() {
+                    return None;
+                }
+                if let Some(text) = m.as_text() {
+                    on_text(spec, key, text, batch, events);
+                    if batch.len() >= FLUSH_AT {
+                        let _ = events.send(Event::Received(std::mem::take(batch)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A short cause for a connection that ended in an error.
+fn cause_of(e: &tokio_websockets::Error) -> &'static str {
+    match e {
+        tokio_websockets::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionReset => "reset",
+            std::io::ErrorKind::BrokenPipe => "broken_pipe",
+            _ => "io_error",
+        },
+        tokio_websockets::Error::Protocol(_) => "protocol_error",
+        _ => "error",
+    }
 }
 
 fn on_text(
@@ -171,6 +298,7 @@ fn on_text(
             sender: s.sender,
             seq: s.seq,
             intended_us: s.intended_us,
+            sent_us: s.sent_us,
             received_us: spec.now_us(),
         }),
         None => {
@@ -237,12 +365,7 @@ fn no_port_at_bind(socket: &tokio::net::TcpSocket) {
     }
 }
 
-async fn connect(
-    spec: &ClientSpec,
-) -> Result<
-    tokio_websockets::WebSocketStream<tokio_websockets::MaybeTlsStream<tokio::net::TcpStream>>,
-    String,
-> {
+async fn connect(spec: &ClientSpec) -> Result<Ws, String> {
     let uri: http::Uri = spec.url.parse().map_err(|e| format!("bad_url: {e}"))?;
     let mut builder = ClientBuilder::from_uri(uri);
     for (k, v) in &spec.headers {
@@ -330,6 +453,7 @@ mod tests {
             run: 1,
             slow: false,
             connect_timeout: std::time::Duration::from_secs(10),
+            close_timeout: std::time::Duration::from_secs(5),
             sources: 0,
             start: std::time::Instant::now(),
         };

@@ -4,6 +4,7 @@
 //! every client's events into the [`Record`].
 
 pub mod client;
+pub mod clock;
 pub mod mailbox;
 pub mod record;
 pub mod stamp;
@@ -127,6 +128,8 @@ pub async fn execute(
     let mut next_departure = ex.next_gap(Duration::ZERO, Kind::Departure);
     let mut next_tick = INTERVAL;
     let mut aborted = None;
+    // Armed again only when the next due time changes, not on every event.
+    let mut timer = clock::sleep_until(start);
 
     // The schedule: arrivals, messages and departures until the last phase ends.
     loop {
@@ -138,10 +141,11 @@ pub async fn execute(
             .into_iter()
             .min()
             .expect("non-empty");
+        timer.reset(start + due);
         tokio::select! {
             Some(ev) = rx.recv() => ex.apply(ev),
             Some(share) = next_drop(&mut drops) => ex.vanish(share),
-            _ = tokio::time::sleep_until((start + due).into()) => {
+            _ = &mut timer => {
                 if next_arrival <= due {
                     ex.arrive(next_arrival, &tx);
                     next_arrival = ex.next_gap(next_arrival, Kind::Arrival);
@@ -184,7 +188,8 @@ pub async fn execute(
     }
     ex.commands.clear();
     drop(tx);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // Each client may wait `close_timeout` for the server's answer to its Close.
+    let deadline = tokio::time::Instant::now() + plan.close_timeout + Duration::from_secs(5);
     loop {
         tokio::select! {
             ev = rx.recv() => match ev {
@@ -389,6 +394,7 @@ impl Executor<'_> {
             run: self.run_id,
             slow: self.rng.random::<f64>() < self.plan.slow_readers,
             connect_timeout: self.plan.connect_timeout,
+            close_timeout: self.plan.close_timeout,
             sources: self.plan.source_addresses,
             start: self.start,
         }
@@ -409,7 +415,7 @@ impl Executor<'_> {
             seq,
             intended_us: us(intended),
             room,
-            sent: true,
+            sent: false,
         });
         if let Some(Some(tx)) = self.commands.get(local) {
             let _ = tx.send(Command::Send {

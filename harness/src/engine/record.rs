@@ -20,6 +20,8 @@ pub struct Receipt {
     pub sender: u32,
     pub seq: u32,
     pub intended_us: u64,
+    /// When the sender wrote it (from the stamp), for latency from the actual send.
+    pub sent_us: u64,
     pub received_us: u64,
 }
 
@@ -40,11 +42,24 @@ pub enum Event {
     OtherFrame {
         text: String,
     },
+    /// `at_us`: when the connection ended, or for a client that left, when it began to
+    /// leave (sent its Close): nothing sent after that is owed to it.
     Closed {
         client: u32,
         at_us: u64,
         code: Option<u16>,
         by_us: bool,
+        /// Why what this client wrote may not have been read by the server: the connection
+        /// ended without a completed closing handshake (reset, abnormal end, no answer to
+        /// our Close in time, vanished). None after a clean close.
+        unconfirmed: Option<&'static str>,
+    },
+    /// A message was written to the socket (the only moment it counts as sent).
+    Sent {
+        sender: u32,
+        seq: u32,
+        intended_us: u64,
+        sent_us: u64,
     },
     SendFailed {
         sender: u32,
@@ -58,6 +73,10 @@ pub struct ClientInfo {
     pub joined_us: Option<u64>,
     pub left_us: Option<u64>,
     pub connection_id: Option<String>,
+    /// Set when the connection ended without a clean close: the cause (see
+    /// [`Event::Closed`]). The server may not have read this client's last writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unconfirmed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +85,7 @@ pub struct MessageInfo {
     pub seq: u32,
     pub intended_us: u64,
     pub room: Option<u32>,
+    /// Written to the socket (false while only scheduled, or when the write failed).
     pub sent: bool,
 }
 
@@ -169,7 +189,16 @@ impl Interval {
 }
 
 pub struct Record {
+    /// Broadcast latency from each message's intended send time (free of coordinated
+    /// omission: a late generator shows up here).
     pub latency: Hdr<u64>,
+    /// The same deliveries measured from the actual send: the gap between the two views is
+    /// the generator's own lateness.
+    pub latency_from_send: Hdr<u64>,
+    /// How late each write left after its intended time (µs).
+    pub schedule_lag: Hdr<u64>,
+    /// Messages written to their socket.
+    pub written: u64,
     pub latency_by_phase: BTreeMap<String, Hdr<u64>>,
     pub connect: Hdr<u64>,
     /// By client id (ids are global across workers).
@@ -185,6 +214,8 @@ pub struct Record {
     /// When the run's final departure began: clients leaving then had the whole drain to
     /// receive what was sent, so they count as members to the end.
     pub final_leave_us: Option<u64>,
+    /// Where each (sender, seq) is in `messages`, for the events that follow it.
+    message_index: HashMap<(u32, u32), usize>,
     interval: Hdr<u64>,
     interval_start_us: u64,
     interval_sent: u64,
@@ -202,6 +233,9 @@ impl Record {
     pub fn new(deadline_us: u64, phases: Vec<(u64, u64, String)>) -> Self {
         Record {
             latency: histogram(),
+            latency_from_send: histogram(),
+            schedule_lag: histogram(),
+            written: 0,
             latency_by_phase: BTreeMap::new(),
             connect: histogram(),
             clients: BTreeMap::new(),
@@ -214,6 +248,7 @@ impl Record {
             send_failed: 0,
             intervals: Vec::new(),
             final_leave_us: None,
+            message_index: HashMap::new(),
             interval: histogram(),
             interval_start_us: 0,
             interval_sent: 0,
@@ -241,9 +276,16 @@ impl Record {
         );
     }
 
+    /// A scheduled message; it counts as sent once its [`Event::Sent`] arrives.
     pub fn add_message(&mut self, m: MessageInfo) {
-        self.interval_sent += 1;
+        self.message_index
+            .insert((m.sender, m.seq), self.messages.len());
         self.messages.push(m);
+    }
+
+    fn message_mut(&mut self, sender: u32, seq: u32) -> Option<&mut MessageInfo> {
+        let i = *self.message_index.get(&(sender, seq))?;
+        self.messages.get_mut(i)
     }
 
     pub fn apply(&mut self, event: Event) {
@@ -285,11 +327,13 @@ impl Record {
                 at_us,
                 code,
                 by_us,
+                unconfirmed,
             } => {
                 if let Some(c) = self.clients.get_mut(&client)
                     && c.left_us.is_none()
                 {
                     c.left_us = Some(at_us);
+                    c.unconfirmed = unconfirmed.map(str::to_string);
                     self.connected_now = self.connected_now.saturating_sub(1);
                 }
                 if !by_us {
@@ -300,14 +344,24 @@ impl Record {
                     *self.closes.entry(key).or_default() += 1;
                 }
             }
+            Event::Sent {
+                sender,
+                seq,
+                intended_us,
+                sent_us,
+            } => {
+                self.written += 1;
+                self.interval_sent += 1;
+                let _ = self
+                    .schedule_lag
+                    .record(sent_us.saturating_sub(intended_us).min(60_000_000));
+                if let Some(m) = self.message_mut(sender, seq) {
+                    m.sent = true;
+                }
+            }
             Event::SendFailed { sender, seq } => {
                 self.send_failed += 1;
-                if let Some(m) = self
-                    .messages
-                    .iter_mut()
-                    .rev()
-                    .find(|m| m.sender == sender && m.seq == seq)
-                {
+                if let Some(m) = self.message_mut(sender, seq) {
                     m.sent = false;
                 }
             }
@@ -326,6 +380,8 @@ impl Record {
         }
         let latency = latency.min(60_000_000);
         let _ = self.latency.record(latency);
+        let from_send = r.received_us.saturating_sub(r.sent_us).clamp(1, 60_000_000);
+        let _ = self.latency_from_send.record(from_send);
         let _ = self.interval.record(latency);
         // Allocates the phase's name only the first time the phase is seen.
         if let Some(name) = phase_at(&self.phases, r.intended_us) {
@@ -379,6 +435,7 @@ mod tests {
             sender: 2,
             seq,
             intended_us: 0,
+            sent_us: 0,
             received_us,
         };
         r.apply(Event::Received(vec![rc(0, 500), rc(0, 600), rc(70, 5_000)]));
@@ -410,6 +467,7 @@ mod tests {
             at_us: 500_000,
             code: Some(1001),
             by_us: false,
+            unconfirmed: None,
         });
         let first = r.close_interval(1_000_000).clone();
         assert_eq!(first.connect_failures.values().sum::<u64>(), 2);

@@ -34,6 +34,9 @@ pub struct WorkerResult {
     pub schema: String,
     pub shard: Shard,
     pub latency: String,
+    pub latency_from_send: String,
+    pub schedule_lag: String,
+    pub written: u64,
     pub latency_by_phase: BTreeMap<String, String>,
     pub connect: String,
     pub clients: BTreeMap<u32, ClientInfo>,
@@ -85,6 +88,9 @@ impl Record {
             schema: SCHEMA.into(),
             shard,
             latency: encode(&self.latency),
+            latency_from_send: encode(&self.latency_from_send),
+            schedule_lag: encode(&self.schedule_lag),
+            written: self.written,
             latency_by_phase: self
                 .latency_by_phase
                 .iter()
@@ -128,6 +134,9 @@ impl Record {
                 .map_err(|e| format!("histograms do not add: {e:?}"))
         };
         add(&mut self.latency, &w.latency)?;
+        add(&mut self.latency_from_send, &w.latency_from_send)?;
+        add(&mut self.schedule_lag, &w.schedule_lag)?;
+        self.written += w.written;
         add(&mut self.connect, &w.connect)?;
         for (phase, h) in &w.latency_by_phase {
             add(
@@ -244,7 +253,13 @@ mod tests {
                     seq,
                     intended_us: 1_000 * u64::from(seq + 1),
                     room: None,
-                    sent: true,
+                    sent: false,
+                });
+                r.apply(Event::Sent {
+                    sender,
+                    seq,
+                    intended_us: 1_000 * u64::from(seq + 1),
+                    sent_us: 1_000 * u64::from(seq + 1) + u64::from(sender) * 11,
                 });
             }
         }
@@ -265,6 +280,7 @@ mod tests {
                         sender,
                         seq,
                         intended_us,
+                        sent_us: intended_us + u64::from(sender) * 11,
                         received_us: intended_us + latency,
                     });
                 }
@@ -275,6 +291,7 @@ mod tests {
                     sender: 0,
                     seq: 0,
                     intended_us: 1_000,
+                    sent_us: 1_000,
                     received_us: 9_000,
                 });
             }
@@ -296,6 +313,7 @@ mod tests {
                 at_us: 20,
                 code: Some(1006),
                 by_us: false,
+                unconfirmed: Some("reset"),
             });
         }
         r.close_interval(10_000_000);
@@ -318,6 +336,9 @@ mod tests {
             merged.merge(&wire).unwrap();
         }
         assert_eq!(merged.latency, single.latency, "the latency histogram");
+        assert_eq!(merged.latency_from_send, single.latency_from_send);
+        assert_eq!(merged.schedule_lag, single.schedule_lag);
+        assert_eq!((merged.written, single.written), (9, 9));
         assert_eq!(merged.latency_by_phase, single.latency_by_phase);
         assert_eq!(merged.connect, single.connect);
         assert_eq!(merged.clients, single.clients);

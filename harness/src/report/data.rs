@@ -79,7 +79,18 @@ pub struct ClientsView {
 #[serde(rename_all = "camelCase", default)]
 pub struct MessagesView {
     pub scheduled: u64,
+    /// Absent before the harness counted writes.
+    pub written: Option<u64>,
     pub send_failed: u64,
+}
+
+impl MessagesView {
+    /// Messages that count as sent: written, or for summaries from before writes were
+    /// counted, scheduled less those that failed.
+    pub fn sent(&self) -> u64 {
+        self.written
+            .unwrap_or_else(|| self.scheduled.saturating_sub(self.send_failed))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -95,6 +106,23 @@ pub struct AccountingView {
     pub unexpected: u64,
     #[serde(default)]
     pub departed: u64,
+    #[serde(default)]
+    pub unconfirmed: u64,
+    #[serde(default)]
+    pub unconfirmed_by_cause: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub send_unconfirmed: u64,
+    #[serde(default)]
+    pub uncertain: Vec<UncertainView>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UncertainView {
+    pub sender: u32,
+    pub seq: u32,
+    pub cause: String,
+    pub pairs: u64,
 }
 
 impl AccountingView {
@@ -107,6 +135,10 @@ impl AccountingView {
 #[serde(rename_all = "camelCase")]
 pub struct LatencyView {
     pub broadcast: Option<TrendView>,
+    #[serde(default)]
+    pub broadcast_from_send: Option<TrendView>,
+    #[serde(default)]
+    pub schedule_lag: Option<TrendView>,
     #[serde(default)]
     pub connect: Option<TrendView>,
     #[serde(default)]

@@ -190,17 +190,52 @@ fn accounting_table(h: &mut String, s: &SummaryView) {
         ("lost", a.lost),
         ("unexpected", a.unexpected),
         ("departed", a.departed),
+        ("unconfirmed", a.unconfirmed),
     ] {
         row(h, &[td(k), td_num(v as f64)]);
+    }
+    for (cause, v) in &a.unconfirmed_by_cause {
+        row(
+            h,
+            &[td(&format!("unconfirmed: {cause}")), td_num(*v as f64)],
+        );
     }
     if let Some(r) = a.delivery_ratio() {
         row(h, &[td("delivery ratio"), td_num(r)]);
     }
     end(h);
     h.push_str(
-        "<p>expected = delivered + late + dead-lettered + lost; duplicated, unexpected and \
-         departed are counted beside them.</p>\n",
+        "<p>expected = delivered + late + dead-lettered + lost; duplicated, unexpected, \
+         departed and unconfirmed are counted beside them. Unconfirmed pairs belong to \
+         messages nobody received whose sender's connection then ended without a clean \
+         close (a reset, no answer to its Close, an abnormal end, or a client made to \
+         vanish): the target may never have read them, so they are not counted as lost.</p>\n",
     );
+    uncertain_table(h, a);
+}
+
+fn uncertain_table(h: &mut String, a: &super::data::AccountingView) {
+    if a.uncertain.is_empty() {
+        return;
+    }
+    let title = format!(
+        "Uncertain messages ({} of {} listed)",
+        a.uncertain.len(),
+        a.send_unconfirmed
+    );
+    head(h, "uncertain", &title, &["sender", "seq", "cause", "pairs"]);
+    for u in &a.uncertain {
+        row(
+            h,
+            &[
+                td_num(f64::from(u.sender)),
+                td_num(f64::from(u.seq)),
+                td(&u.cause),
+                td_num(u.pairs as f64),
+            ],
+        );
+    }
+    end(h);
 }
 
 fn latency_table(h: &mut String, s: &SummaryView) {
@@ -222,15 +257,26 @@ fn latency_table(h: &mut String, s: &SummaryView) {
         row(h, &cells);
     };
     if let Some(t) = &s.latency.broadcast {
-        trend("broadcast", t);
+        trend("broadcast (from intended send)", t);
+    }
+    if let Some(t) = &s.latency.broadcast_from_send {
+        trend("broadcast (from actual send)", t);
     }
     for (phase, t) in &s.latency.broadcast_by_phase {
         trend(&format!("broadcast, phase {phase}"), t);
+    }
+    if let Some(t) = &s.latency.schedule_lag {
+        trend("schedule lag (send after intended)", t);
     }
     if let Some(t) = &s.latency.connect {
         trend("connect", t);
     }
     end(h);
+    h.push_str(
+        "<p>Broadcast latency is measured at every recipient from the message's intended send \
+         time (no coordinated omission) and from its actual send; the difference is the \
+         generator's own lateness, shown as schedule lag.</p>\n",
+    );
 }
 
 fn clients_table(h: &mut String, s: &SummaryView) {
@@ -252,6 +298,9 @@ fn clients_table(h: &mut String, s: &SummaryView) {
             .map(|(k, v)| (format!("closed by the server: {k}"), *v)),
     );
     rows.push(("messages scheduled".into(), s.messages.scheduled));
+    if let Some(w) = s.messages.written {
+        rows.push(("messages written".into(), w));
+    }
     rows.push(("messages failed to send".into(), s.messages.send_failed));
     rows.extend(
         s.other_frames

@@ -100,13 +100,20 @@ pub struct Clients {
 #[serde(rename_all = "camelCase")]
 pub struct Messages {
     pub scheduled: u64,
+    /// Written to their socket: the only ones that count as sent.
+    pub written: u64,
     pub send_failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Latency {
+    /// From each message's intended send time (free of coordinated omission).
     pub broadcast: Option<Trend>,
+    /// The same deliveries from the actual send (the write), as wrk2 reports both.
+    pub broadcast_from_send: Option<Trend>,
+    /// How late each send left after its intended time.
+    pub schedule_lag: Option<Trend>,
     pub connect: Option<Trend>,
     pub broadcast_by_phase: BTreeMap<String, Trend>,
 }
@@ -125,10 +132,16 @@ impl Observations for Live<'_> {
     ) -> Option<f64> {
         let r = self.record;
         match metric {
-            "broadcast_latency" | "connect_latency" => {
+            "broadcast_latency"
+            | "connect_latency"
+            | "broadcast_latency_from_send"
+            | "schedule_lag" => {
                 let h = match (metric, tags.get("phase")) {
                     ("broadcast_latency", Some(p)) => r.latency_by_phase.get(p)?,
                     ("broadcast_latency", None) => &r.latency,
+                    (_, Some(_)) if metric != "connect_latency" => return None,
+                    ("broadcast_latency_from_send", _) => &r.latency_from_send,
+                    ("schedule_lag", _) => &r.schedule_lag,
                     _ => &r.connect,
                 };
                 trend_value(h, a)
@@ -244,6 +257,8 @@ impl Observations for Measured<'_> {
         let attempted = self.output.clients_attempted;
         match metric {
             "broadcast_latency" => trend(&r.latency),
+            "broadcast_latency_from_send" => trend(&r.latency_from_send),
+            "schedule_lag" => trend(&r.schedule_lag),
             "connect_latency" => trend(&r.connect),
             "delivery_ratio" => t.delivery_ratio(),
             "connect_failed" => (attempted > 0).then(|| failed as f64 / attempted as f64),
@@ -254,7 +269,9 @@ impl Observations for Measured<'_> {
             "dead_lettered" => Some(t.dead_lettered as f64),
             "expected" => Some(t.expected as f64),
             "error_frames" => Some(r.other_frames.values().sum::<u64>() as f64),
-            "messages_sent" => Some((self.output.messages_scheduled - r.send_failed) as f64),
+            "messages_sent" => Some(r.written as f64),
+            "unconfirmed" => Some(t.unconfirmed as f64),
+            "send_unconfirmed" => Some(t.send_unconfirmed as f64),
             "edge_throttled" => {
                 let handshakes: u64 = r
                     .connect_failures
@@ -325,11 +342,14 @@ pub fn build(
         },
         messages: Messages {
             scheduled: output.messages_scheduled,
+            written: r.written,
             send_failed: r.send_failed,
         },
         accounting: totals,
         latency: Latency {
             broadcast: Trend::of(&r.latency),
+            broadcast_from_send: Trend::of(&r.latency_from_send),
+            schedule_lag: Trend::of(&r.schedule_lag),
             connect: Trend::of(&r.connect),
             broadcast_by_phase: r
                 .latency_by_phase

@@ -17,18 +17,33 @@ pub fn render(s: &Summary, out_dir: &str) -> String {
         s.clients.attempted, s.clients.connected, s.clients.failed, s.clients.failures_by_cause
     ));
     t.push_str(&format!(
-        "  messages  {} sent ({} failed to send)\n",
-        s.messages.scheduled, s.messages.send_failed
+        "  messages  {} scheduled, {} written ({} failed to send, {} unconfirmed)\n",
+        s.messages.scheduled, s.messages.written, s.messages.send_failed, a.send_unconfirmed
     ));
     t.push_str(&format!(
-        "  delivery  expected {} = delivered {} + late {} + dead-lettered {} + lost {}   (duplicated {}, unexpected {}, departed {})\n",
-        a.expected, a.delivered, a.late, a.dead_lettered, a.lost, a.duplicated, a.unexpected, a.departed
+        "  delivery  expected {} = delivered {} + late {} + dead-lettered {} + lost {}   (duplicated {}, unexpected {}, departed {}, unconfirmed {})\n",
+        a.expected, a.delivered, a.late, a.dead_lettered, a.lost, a.duplicated, a.unexpected, a.departed, a.unconfirmed
     ));
-    if let Some(l) = &s.latency.broadcast {
+    if !a.unconfirmed_by_cause.is_empty() {
         t.push_str(&format!(
-            "  latency   p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} samples)\n",
-            l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count
+            "            unconfirmed by how the sender's connection ended: {:?}\n",
+            a.unconfirmed_by_cause
         ));
+    }
+    let line = |name: &str, l: &super::summary::Trend| {
+        format!(
+            "  {name:<9} p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} samples)\n",
+            l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count
+        )
+    };
+    if let Some(l) = &s.latency.broadcast {
+        t.push_str(&line("latency", l));
+    }
+    if let Some(l) = &s.latency.broadcast_from_send {
+        t.push_str(&line("from send", l));
+    }
+    if let Some(l) = &s.latency.schedule_lag {
+        t.push_str(&line("send lag", l));
     }
     for v in &s.thresholds {
         let observed = v

@@ -38,6 +38,13 @@ struct File {
         deserialize_with = "units::duration"
     )]
     connect_timeout: Duration,
+    /// How long a leaving client waits for the server's answer to its Close (the closing
+    /// handshake) before it drops the connection; its unanswered writes are then uncertain.
+    #[serde(
+        default = "default_close_timeout",
+        deserialize_with = "units::duration"
+    )]
+    close_timeout: Duration,
     /// Share (0–1) of clients that read slowly.
     #[serde(default)]
     slow_readers: f64,
@@ -69,6 +76,9 @@ fn default_drain() -> Duration {
 }
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(10)
+}
+fn default_close_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 /// The chat protocol as data, so any broadcast chat can be driven.
@@ -227,6 +237,7 @@ pub struct Plan {
     pub deadline: Duration,
     pub drain: Duration,
     pub connect_timeout: Duration,
+    pub close_timeout: Duration,
     pub slow_readers: f64,
     pub slo: Option<PathBuf>,
     pub local_parameters: BTreeMap<String, String>,
@@ -422,6 +433,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Plan, HarnessError> {
         deadline: file.deadline,
         drain: file.drain,
         connect_timeout: file.connect_timeout,
+        close_timeout: file.close_timeout,
         slow_readers: file.slow_readers,
         slo,
         local_parameters: file.local,
