@@ -6,6 +6,9 @@
 //! The outputs are the template's, resolved, except that the API's public URLs
 //! (`wss://{api}.execute-api.{region}.amazonaws.com`, `https://…`) are replaced by where
 //! the local stack serves them, so the outputs are reachable (an ARCHITECTURE.md deviation).
+//!
+//! DescribeStackResources lists what the stack runs: functions, tables, queues, WebSocket
+//! APIs and stages, with the physical ids `Ref` would give.
 
 use std::sync::Arc;
 
@@ -30,6 +33,53 @@ pub struct CloudFormation {
     pub creation_time: String,
     pub parameters: Vec<(String, String)>,
     pub outputs: Vec<(String, String)>,
+}
+
+/// One resource as DescribeStackResources reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub logical_id: String,
+    /// What `Ref` returns: function name, table name, queue URL, API id, stage name.
+    pub physical_id: String,
+    /// The deployed type (SAM's `AWS::Serverless::Function` becomes `AWS::Lambda::Function`).
+    pub resource_type: String,
+}
+
+/// The resources the local stack runs, in logical-id order. Kept beside `CloudFormation`
+/// rather than in it, so code that builds the struct literally keeps compiling.
+pub fn resources(model: &StackModel) -> Vec<Resource> {
+    let r = |logical_id: &str, physical_id: &str, resource_type: &str| Resource {
+        logical_id: logical_id.to_string(),
+        physical_id: physical_id.to_string(),
+        resource_type: resource_type.to_string(),
+    };
+    let mut out: Vec<Resource> = model
+        .functions
+        .values()
+        .map(|f| r(&f.logical_id, &f.name, "AWS::Lambda::Function"))
+        .chain(
+            model
+                .tables
+                .values()
+                .map(|t| r(&t.logical_id, &t.name, "AWS::DynamoDB::Table")),
+        )
+        .chain(
+            model
+                .queues
+                .values()
+                .map(|q| r(&q.logical_id, &q.url, "AWS::SQS::Queue")),
+        )
+        .collect();
+    for api in model.websocket_apis.values() {
+        out.push(r(&api.logical_id, &api.api_id, "AWS::ApiGatewayV2::Api"));
+        out.extend(
+            api.stages
+                .values()
+                .map(|s| r(&s.logical_id, &s.name, "AWS::ApiGatewayV2::Stage")),
+        );
+    }
+    out.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
+    out
 }
 
 impl CloudFormation {
@@ -72,8 +122,13 @@ impl CloudFormation {
         }
     }
 
-    /// One awsQuery request (the form-encoded body).
+    /// One awsQuery request (the form-encoded body), for a stack without resources.
     pub fn handle(&self, body: &[u8]) -> Response {
+        self.handle_for(body, &[])
+    }
+
+    /// One awsQuery request; DescribeStackResources answers with `resources`.
+    pub fn handle_for(&self, body: &[u8], resources: &[Resource]) -> Response {
         let form: Vec<(String, String)> = match serde_urlencoded::from_bytes(body) {
             Ok(f) => f,
             Err(e) => {
@@ -87,11 +142,17 @@ impl CloudFormation {
         let get = |key: &str| form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
         match get("Action") {
             Some("DescribeStacks") => self.describe_stacks(get("StackName")),
+            Some("DescribeStackResources") => self.describe_stack_resources(
+                resources,
+                get("StackName"),
+                get("LogicalResourceId"),
+                get("PhysicalResourceId"),
+            ),
             Some(other) => error(
                 400,
                 "InvalidAction",
                 &format!(
-                    "The action {other} is not valid for this web service (the local stack serves CloudFormation DescribeStacks only)."
+                    "The action {other} is not valid for this web service (the local stack serves CloudFormation DescribeStacks and DescribeStackResources only)."
                 ),
             ),
             None => error(
@@ -144,6 +205,65 @@ impl CloudFormation {
             members(&self.parameters, "ParameterKey", "ParameterValue"),
             self.creation_time,
             members(&self.outputs, "OutputKey", "OutputValue"),
+            uuid::Uuid::new_v4(),
+        );
+        xml_response(StatusCode::OK, xml)
+    }
+}
+
+impl CloudFormation {
+    /// By stack name or id, or by the physical id of one of its resources; optionally
+    /// only one logical id. Other stacks are `ValidationError`, as DescribeStacks.
+    fn describe_stack_resources(
+        &self,
+        resources: &[Resource],
+        name: Option<&str>,
+        logical: Option<&str>,
+        physical: Option<&str>,
+    ) -> Response {
+        let known = match (name, physical) {
+            (Some(n), _) => n == self.stack_name || n == self.stack_id,
+            (None, Some(p)) => resources.iter().any(|r| r.physical_id == p),
+            (None, None) => {
+                return error(
+                    400,
+                    "ValidationError",
+                    "Either StackName or PhysicalResourceId must be specified.",
+                );
+            }
+        };
+        if !known {
+            let id = name.or(physical).unwrap_or_default();
+            return error(
+                400,
+                "ValidationError",
+                &format!("Stack with id {id} does not exist"),
+            );
+        }
+        let members: String = resources
+            .iter()
+            .filter(|r| logical.is_none_or(|l| l == r.logical_id))
+            .take(100)
+            .map(|r| {
+                format!(
+                    "<member><StackName>{}</StackName><StackId>{}</StackId>\
+                     <LogicalResourceId>{}</LogicalResourceId><PhysicalResourceId>{}</PhysicalResourceId>\
+                     <ResourceType>{}</ResourceType><Timestamp>{}</Timestamp>\
+                     <ResourceStatus>CREATE_COMPLETE</ResourceStatus>\
+                     <DriftInformation><StackResourceDriftStatus>NOT_CHECKED</StackResourceDriftStatus></DriftInformation></member>",
+                    escape(&self.stack_name),
+                    escape(&self.stack_id),
+                    escape(&r.logical_id),
+                    escape(&r.physical_id),
+                    escape(&r.resource_type),
+                    self.creation_time,
+                )
+            })
+            .collect();
+        let xml = format!(
+            "<DescribeStackResourcesResponse xmlns=\"{XMLNS}\"><DescribeStackResourcesResult>\
+             <StackResources>{members}</StackResources></DescribeStackResourcesResult>\
+             <ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></DescribeStackResourcesResponse>",
             uuid::Uuid::new_v4(),
         );
         xml_response(StatusCode::OK, xml)

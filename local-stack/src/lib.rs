@@ -1,6 +1,7 @@
 //! DynamoWave local stack: an offline, AWS-compatible home for the reference chat.
 
 pub mod cloudformation;
+pub mod cloudwatch;
 pub mod dynamodb;
 pub mod edge;
 pub mod error;

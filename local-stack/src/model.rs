@@ -107,6 +107,7 @@ pub struct RouteSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageSpec {
+    pub logical_id: String,
     pub name: String,
     pub default_throttle: Option<Throttle>,
     /// `RouteSettings` by route key.

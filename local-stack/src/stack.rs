@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::cloudwatch::MetricSettings;
 use crate::dynamodb::DynamoDbLocal;
 use crate::edge::Edge;
 use crate::error::{LocalError, Result};
@@ -30,6 +31,8 @@ pub struct StackOptions {
     pub region: String,
     pub lambda: LambdaSettings,
     pub gateway: GatewaySettings,
+    /// CloudWatch metrics: publication delay (default 0) and retention.
+    pub cloudwatch: MetricSettings,
     /// 0 = any free port.
     pub edge_port: u16,
     pub websocket_port: u16,
@@ -45,6 +48,7 @@ impl Default for StackOptions {
             region: "us-east-1".into(),
             lambda: LambdaSettings::default(),
             gateway: GatewaySettings::default(),
+            cloudwatch: MetricSettings::default(),
             edge_port: 0,
             websocket_port: 0,
         }
@@ -142,7 +146,7 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         dynamodb.stop().await;
         return Err(e);
     }
-    let telemetry = Arc::new(Telemetry::default());
+    let telemetry = Arc::new(Telemetry::new(options.cloudwatch.clone()));
     let sqs = Arc::new(SqsService::with_naming(
         &naming,
         model.queues.values().cloned(),
@@ -202,6 +206,7 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         dynamodb.endpoint.clone(),
     );
     let (stop, _) = watch::channel(false);
+    tokio::spawn(sample_queues(edge.clone(), stop.subscribe()));
     let servers = vec![
         serve(edge_listener, edge.router(), stop.subscribe()),
         serve(
@@ -219,6 +224,9 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         .set(crate::cloudformation::CloudFormation::new(
             &model, &ws_base, &edge_url,
         ));
+    let _ = edge
+        .stack_resources
+        .set(crate::cloudformation::resources(&model));
     tracing::info!(edge = %edge_url, websocket = %endpoints.websocket_url, "local stack up");
     Ok(RunningStack {
         endpoints,
@@ -244,6 +252,30 @@ impl RunningStack {
         }
         if let Some(d) = self.dynamodb.take() {
             d.stop().await;
+        }
+    }
+}
+
+/// AWS/SQS once a second: each queue's visible depth, and the messages sent since the last
+/// sample (AWS publishes both per minute).
+async fn sample_queues(edge: Arc<Edge>, mut stop: watch::Receiver<bool>) {
+    let mut sent: BTreeMap<String, u64> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        for q in edge.sqs.queue_names() {
+            let Some(d) = edge.sqs.depth(&q) else {
+                continue;
+            };
+            let t = &edge.telemetry;
+            t.sqs_metric(&q, "ApproximateNumberOfMessagesVisible", d.visible as f64);
+            let total = edge.sqs.sent_total(&q).unwrap_or(0);
+            let before = sent.insert(q.clone(), total).unwrap_or(0);
+            if total > before {
+                t.sqs_metric(&q, "NumberOfMessagesSent", (total - before) as f64);
+            }
         }
     }
 }

@@ -1,12 +1,15 @@
 //! What the harness reads about the local stack: per-function and per-API counters and a
 //! concurrency time series, served as JSON at `GET /_dynamowave/telemetry` (documented in
-//! ARCHITECTURE.md). On AWS the same figures come from CloudWatch metrics.
+//! ARCHITECTURE.md). On AWS the same figures come from CloudWatch metrics; the same counts
+//! also go to `metrics`, which the edge serves as CloudWatch (GetMetricData).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
+
+use crate::cloudwatch::{MetricId, MetricSettings, MetricStore};
 
 /// Samples kept in the concurrency series (one a second: an hour).
 const MAX_SAMPLES: usize = 3_600;
@@ -84,20 +87,72 @@ pub struct Telemetry {
     functions: Mutex<BTreeMap<String, FunctionMetrics>>,
     apis: Mutex<BTreeMap<String, ApiMetrics>>,
     samples: Mutex<Vec<Sample>>,
+    /// The same events as CloudWatch datapoints (AWS/Lambda, AWS/ApiGateway, AWS/SQS).
+    pub metrics: Arc<MetricStore>,
 }
 
 impl Default for Telemetry {
     fn default() -> Self {
+        Telemetry::new(MetricSettings::default())
+    }
+}
+
+impl Telemetry {
+    pub fn new(metrics: MetricSettings) -> Self {
         Telemetry {
             started: Instant::now(),
             functions: Mutex::default(),
             apis: Mutex::default(),
             samples: Mutex::default(),
+            metrics: Arc::new(MetricStore::new(metrics)),
         }
     }
-}
 
-impl Telemetry {
+    /// An AWS/Lambda datapoint, per `FunctionName` and account-wide (no dimension), as
+    /// Lambda publishes every metric both ways.
+    pub fn lambda_metric(&self, function: &str, metric: &str, value: f64, unit: &str) {
+        self.metrics.put(
+            MetricId::new("AWS/Lambda", metric, &[("FunctionName", function)]),
+            value,
+            unit,
+        );
+        self.metrics
+            .put(MetricId::new("AWS/Lambda", metric, &[]), value, unit);
+    }
+
+    /// An account-wide AWS/Lambda datapoint only (UnreservedConcurrentExecutions).
+    pub fn account_metric(&self, metric: &str, value: f64, unit: &str) {
+        self.metrics
+            .put(MetricId::new("AWS/Lambda", metric, &[]), value, unit);
+    }
+
+    /// An AWS/ApiGateway datapoint, per `ApiId` and per `ApiId`+`Stage`.
+    pub fn api_metric(&self, api_id: &str, stage: &str, metric: &str, value: f64, unit: &str) {
+        self.metrics.put(
+            MetricId::new("AWS/ApiGateway", metric, &[("ApiId", api_id)]),
+            value,
+            unit,
+        );
+        self.metrics.put(
+            MetricId::new(
+                "AWS/ApiGateway",
+                metric,
+                &[("ApiId", api_id), ("Stage", stage)],
+            ),
+            value,
+            unit,
+        );
+    }
+
+    /// An AWS/SQS datapoint by `QueueName`.
+    pub fn sqs_metric(&self, queue: &str, metric: &str, value: f64) {
+        self.metrics.put(
+            MetricId::new("AWS/SQS", metric, &[("QueueName", queue)]),
+            value,
+            "Count",
+        );
+    }
+
     pub fn function(&self, name: &str, f: impl FnOnce(&mut FunctionMetrics)) {
         let mut all = self.functions.lock().expect("telemetry lock");
         match all.get_mut(name) {

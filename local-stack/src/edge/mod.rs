@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +21,7 @@ use serde_json::Value;
 
 pub use aws_error::{AwsError, respond};
 
+use crate::cloudwatch;
 use crate::gateway::Gateway;
 use crate::lambda::LambdaService;
 use crate::sqs::SqsService;
@@ -38,6 +39,8 @@ pub struct Edge {
     pub endpoints: std::sync::OnceLock<Value>,
     /// The stack as CloudFormation's DescribeStacks reports it (set once started).
     pub cloudformation: std::sync::OnceLock<crate::cloudformation::CloudFormation>,
+    /// What DescribeStackResources lists (set with `cloudformation`).
+    pub stack_resources: std::sync::OnceLock<Vec<crate::cloudformation::Resource>>,
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -57,6 +60,7 @@ impl Edge {
             dynamodb_endpoint,
             endpoints: std::sync::OnceLock::new(),
             cloudformation: std::sync::OnceLock::new(),
+            stack_resources: std::sync::OnceLock::new(),
             http: Client::builder(TokioExecutor::new()).build_http(),
         })
     }
@@ -70,6 +74,10 @@ impl Edge {
             .merge(
                 Router::new()
                     .route("/", post(rpc))
+                    .route(
+                        "/service/GraniteServiceVersion20100801/operation/{op}",
+                        post(cloudwatch_cbor),
+                    )
                     .route("/_dynamowave/telemetry", get(telemetry))
                     .route("/_dynamowave/endpoints", get(endpoints))
                     .with_state(self.clone()),
@@ -128,8 +136,14 @@ async fn rpc(State(edge): State<Arc<Edge>>, headers: HeaderMap, body: Bytes) -> 
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if form && !headers.contains_key("x-amz-target") {
+        if is_cloudwatch_query(&body) {
+            let m = &edge.telemetry.metrics;
+            return cloudwatch::handle(m, cloudwatch::Protocol::Query, "", &headers, &body);
+        }
         return match edge.cloudformation.get() {
-            Some(cfn) => cfn.handle(&body),
+            Some(cfn) => {
+                cfn.handle_for(&body, edge.stack_resources.get().map_or(&[], Vec::as_slice))
+            }
             None => crate::cloudformation::error(
                 503,
                 "ServiceUnavailable",
@@ -145,38 +159,43 @@ async fn rpc(State(edge): State<Arc<Edge>>, headers: HeaderMap, body: Bytes) -> 
     if let Some(op) = target.strip_prefix("AmazonSQS.") {
         return edge.sqs.handle_http(op, &body).await;
     }
+    if let Some(op) = target.strip_prefix(cloudwatch::wire_json::TARGET_PREFIX) {
+        let m = &edge.telemetry.metrics;
+        return cloudwatch::handle(m, cloudwatch::Protocol::Json, op, &headers, &body);
+    }
     if target.starts_with("DynamoDB_20120810.") {
         return forward(&edge, headers, body).await;
     }
-    if target == "Logs_20140328.FilterLogEvents" {
-        let request: Value = match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => {
-                return AwsError::new(
-                    400,
-                    "SerializationException",
-                    format!("the request body is not JSON: {e}"),
-                )
-                .into_response();
-            }
-        };
-        return match edge.lambda.logs.filter_log_events(&request) {
-            Ok(v) => (
-                [("content-type", "application/x-amz-json-1.1")],
-                v.to_string(),
-            )
-                .into_response(),
-            Err(e) => e.into_response(),
-        };
+    if let Some(op) = target.strip_prefix("Logs_20140328.") {
+        return edge.lambda.logs.handle(op, &body);
     }
     AwsError::new(
         400,
         "UnknownOperationException",
         format!(
-            "the local stack does not serve X-Amz-Target {target:?} (it serves AmazonSQS.*, DynamoDB_20120810.*, Logs_20140328.FilterLogEvents, and CloudFormation DescribeStacks as awsQuery)"
+            "the local stack does not serve X-Amz-Target {target:?} (it serves AmazonSQS.*, DynamoDB_20120810.*, GraniteServiceVersion20100801.* (CloudWatch), Logs_20140328.*, and CloudFormation and CloudWatch as awsQuery)"
         ),
     )
     .into_response()
+}
+
+/// awsQuery's `Version` tells CloudWatch (2010-08-01) from CloudFormation (2010-05-15).
+fn is_cloudwatch_query(body: &[u8]) -> bool {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).is_ok_and(|form| {
+        form.iter()
+            .any(|(k, v)| k == "Version" && v == cloudwatch::wire_query::VERSION)
+    })
+}
+
+/// Smithy RPC v2 CBOR: CloudWatch as aws-sdk-cloudwatch sends it.
+async fn cloudwatch_cbor(
+    State(edge): State<Arc<Edge>>,
+    Path(op): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let m = &edge.telemetry.metrics;
+    cloudwatch::handle(m, cloudwatch::Protocol::Cbor, &op, &headers, &body)
 }
 
 /// DynamoDB calls to the edge go to DynamoDB Local unchanged.

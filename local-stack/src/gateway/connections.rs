@@ -98,7 +98,12 @@ async fn post_to(gw: &Gateway, id: &str, body: Bytes) -> Response {
             Err(e) => Outbound::Binary(e.into_bytes()),
         };
         match conn.tx.try_send(frame) {
-            Ok(()) => Ok(conn),
+            Ok(()) => {
+                // A message "to the client" counts in MessageCount [inf: not documented].
+                let t = &gw.telemetry;
+                t.api_metric(&conn.api_id, &conn.stage, "MessageCount", 1.0, "Count");
+                Ok(conn)
+            }
             Err(TrySendError::Full(_)) => {
                 gw.telemetry.api(&conn.api_id, |m| {
                     m.post_failures += 1;

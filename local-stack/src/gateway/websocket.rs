@@ -58,6 +58,8 @@ async fn handshake(
     if !gw.admit_new_connection() || !gw.admit(&api, &stage, "$connect") {
         count_refused();
         gw.telemetry.api(&api.spec.api_id, |m| m.throttled += 1);
+        gw.telemetry
+            .api_metric(&api.spec.api_id, &stage, "ClientError", 1.0, "Count");
         return refuse(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
     }
     let id = new_connection_id();
@@ -86,7 +88,16 @@ async fn handshake(
         );
         let request_id = event::request_id();
         let ev = event::connect(&ctx, &request_id, &header_map, &query);
+        let started = std::time::Instant::now();
         let status = connect_status(&gw, &route.function, ev).await;
+        integration_metrics(
+            &gw,
+            &api.spec.api_id,
+            &stage,
+            "ConnectCount",
+            started,
+            status,
+        );
         if !(200..300).contains(&status) {
             count_refused();
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -140,6 +151,30 @@ async fn connect_status(gw: &Gateway, function: &str, ev: Value) -> u16 {
             .and_then(|v| v.get("statusCode")?.as_u64())
             .map(|s| s as u16)
             .unwrap_or(200),
+    }
+}
+
+/// AWS/ApiGateway for one integration call: the route's count, IntegrationLatency, and
+/// IntegrationError for a 4XX/5XX from the integration or ExecutionError when Lambda
+/// refused the call (500 here) [U: AWS's split between the two is not documented].
+fn integration_metrics(
+    gw: &Gateway,
+    api_id: &str,
+    stage: &str,
+    count: &str,
+    started: std::time::Instant,
+    status: u16,
+) {
+    let t = &gw.telemetry;
+    if count == "ConnectCount" {
+        t.api_metric(api_id, stage, count, 1.0, "Count");
+    }
+    let latency = started.elapsed().as_secs_f64() * 1000.0;
+    t.api_metric(api_id, stage, "IntegrationLatency", latency, "Milliseconds");
+    match status {
+        500 => t.api_metric(api_id, stage, "ExecutionError", 1.0, "Count"),
+        s if s >= 400 => t.api_metric(api_id, stage, "IntegrationError", 1.0, "Count"),
+        _ => {}
     }
 }
 
@@ -380,6 +415,8 @@ fn on_message(
     base64: bool,
 ) {
     gw.telemetry.api(&api.spec.api_id, |m| m.messages += 1);
+    gw.telemetry
+        .api_metric(&api.spec.api_id, stage, "MessageCount", 1.0, "Count");
     let request_id = event::request_id();
     let frame = |message: &str| {
         json!({"message": message, "connectionId": conn.id, "requestId": request_id}).to_string()
@@ -398,11 +435,15 @@ fn on_message(
         event::select_route(&api.spec.route_selection_expression, &body, &keys)
     };
     let Some(route_key) = selected else {
+        gw.telemetry
+            .api_metric(&api.spec.api_id, stage, "ClientError", 1.0, "Count");
         let _ = conn.tx.try_send(Outbound::Text(frame("Forbidden")));
         return;
     };
     if !gw.admit(api, stage, &route_key) {
         gw.telemetry.api(&api.spec.api_id, |m| m.throttled += 1);
+        gw.telemetry
+            .api_metric(&api.spec.api_id, stage, "ClientError", 1.0, "Count");
         // What AWS sends for a throttled message is undocumented; an error frame shaped
         // like its other ones (A4) is our choice.
         let _ = conn.tx.try_send(Outbound::Text(frame("Too Many Requests")));
@@ -420,14 +461,18 @@ fn on_message(
     let ev = event::message(&ctx, &request_id, body, base64);
     let name = function_name(gw, &api.spec.routes[&route_key].function);
     let (gw, conn, api_id) = (gw.clone(), conn.clone(), api.spec.api_id.clone());
+    let stage = stage.to_string();
     tokio::spawn(async move {
+        let started = std::time::Instant::now();
         let call = gw.lambda.invoke(&name, Bytes::from(ev.to_string()));
-        let failure = match tokio::time::timeout(gw.settings.integration_timeout, call).await {
-            Err(_) => Some("Endpoint request timed out"),
-            Ok(Err(_)) => Some("Internal server error"),
-            Ok(Ok(r)) if r.function_error.is_some() => Some("Internal server error"),
-            Ok(Ok(_)) => None,
-        };
+        let (failure, status) =
+            match tokio::time::timeout(gw.settings.integration_timeout, call).await {
+                Err(_) => (Some("Endpoint request timed out"), 504),
+                Ok(Err(_)) => (Some("Internal server error"), 500),
+                Ok(Ok(r)) if r.function_error.is_some() => (Some("Internal server error"), 502),
+                Ok(Ok(_)) => (None, 200),
+            };
+        integration_metrics(&gw, &api_id, &stage, "MessageCount", started, status);
         if let Some(message) = failure {
             gw.telemetry.api(&api_id, |m| m.integration_errors += 1);
             let text =

@@ -86,6 +86,9 @@ async fn run(service: &LambdaService, name: &str, event: AsyncEvent) {
                     m.throttles += 1;
                     m.async_throttle_requeues += 1;
                 });
+                service
+                    .telemetry
+                    .lambda_metric(name, "Throttles", 1.0, "Count");
                 let s = service.settings();
                 let wait = s
                     .throttle_requeue_base
@@ -97,6 +100,11 @@ async fn run(service: &LambdaService, name: &str, event: AsyncEvent) {
             }
         };
         attempts += 1;
+        // Queue to invocation, growing with retries (AWS/Lambda AsyncEventAge).
+        let age = event.enqueued.elapsed().as_secs_f64() * 1000.0;
+        service
+            .telemetry
+            .lambda_metric(name, "AsyncEventAge", age, "Milliseconds");
         // Every attempt keeps the event's request id, as AWS's async retries do.
         let result = service
             .execute(
@@ -202,6 +210,10 @@ fn dead_letter(service: &LambdaService, name: &str, event: &AsyncEvent, failure:
     } else {
         None
     };
+    // Every event that failed for good is dropped, whether or not it reached a DLQ.
+    service
+        .telemetry
+        .lambda_metric(name, "AsyncEventsDropped", 1.0, "Count");
     match sent {
         Some((queue, Ok(()))) => {
             service.telemetry.function(name, |m| m.dead_lettered += 1);
@@ -209,6 +221,9 @@ fn dead_letter(service: &LambdaService, name: &str, event: &AsyncEvent, failure:
         }
         Some((queue, Err(e))) => {
             service.telemetry.function(name, |m| m.dropped_events += 1);
+            service
+                .telemetry
+                .lambda_metric(name, "DeadLetterErrors", 1.0, "Count");
             tracing::error!(function = name, %queue, error = %e, "could not dead-letter an async event; it is lost");
         }
         None => {

@@ -153,6 +153,12 @@ impl Concurrency {
             .unwrap_or(0)
     }
 
+    /// Executions running in the account, and those of them in the unreserved pool.
+    pub fn totals(&self) -> (u32, u32) {
+        let inner = self.inner.lock().expect("concurrency lock");
+        (inner.in_use.values().sum(), inner.unreserved_in_use)
+    }
+
     pub fn account_limit(&self) -> u32 {
         self.inner.lock().expect("concurrency lock").account_limit
     }

@@ -31,6 +31,8 @@ impl LambdaService {
         let spec = f.spec();
         let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         self.telemetry.function(name, |m| m.invocations += 1);
+        self.telemetry
+            .lambda_metric(name, "Invocations", 1.0, "Count");
         self.note_concurrency(name);
 
         let (instance, init) = match self.warm_instance(f) {
@@ -38,9 +40,11 @@ impl LambdaService {
             None => match self.cold_start(name, f).await {
                 Ok((i, init)) => (i, Some(init)),
                 Err(e) => {
-                    self.telemetry.function(name, |m| m.errors += 1);
+                    self.count_error(name, |m| m.errors += 1);
                     let message = format!("RequestId: {request_id} Error: {e}");
-                    self.logs.append(name, "init", message.clone());
+                    let stream =
+                        super::logs::stream_name(&uuid::Uuid::new_v4().simple().to_string());
+                    self.logs.append(name, &stream, message.clone());
                     return failure(request_id, "Runtime.ExitError", message);
                 }
             },
@@ -50,7 +54,7 @@ impl LambdaService {
         let deadline_ms = epoch_ms() + spec.timeout.as_millis() as u64;
         self.logs.append(
             name,
-            &instance.id,
+            &instance.log_stream,
             format!("START RequestId: {request_id} Version: $LATEST"),
         );
         let outcome = instance
@@ -68,6 +72,8 @@ impl LambdaService {
         self.report(name, &instance, &request_id, duration, init, spec.memory_mb);
         self.telemetry
             .function(name, |m| m.duration_ms_total += ms(duration));
+        self.telemetry
+            .lambda_metric(name, "Duration", ms(duration), "Milliseconds");
 
         let keep = match &outcome {
             Outcome::Answered(_) => instance.is_alive(),
@@ -87,7 +93,7 @@ impl LambdaService {
                 error_message: None,
             },
             Outcome::Answered(Answer::Error { body, .. }) => {
-                self.telemetry.function(name, |m| m.errors += 1);
+                self.count_error(name, |m| m.errors += 1);
                 let message = serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
                     .and_then(|v| v.get("errorMessage")?.as_str().map(str::to_string))
@@ -100,7 +106,7 @@ impl LambdaService {
                 }
             }
             Outcome::TimedOut => {
-                self.telemetry.function(name, |m| {
+                self.count_error(name, |m| {
                     m.errors += 1;
                     m.timeouts += 1;
                 });
@@ -109,20 +115,28 @@ impl LambdaService {
                     super::now_iso(),
                     spec.timeout.as_secs_f64()
                 );
-                self.logs.append(name, &instance.id, message.clone());
+                self.logs
+                    .append(name, &instance.log_stream, message.clone());
                 failure(request_id, "Sandbox.Timedout", message)
             }
             Outcome::Crashed(status) => {
-                self.telemetry.function(name, |m| {
+                self.count_error(name, |m| {
                     m.errors += 1;
                     m.crashes += 1;
                 });
                 let message =
                     format!("RequestId: {request_id} Error: Runtime exited with error: {status}");
-                self.logs.append(name, &instance.id, message.clone());
+                self.logs
+                    .append(name, &instance.log_stream, message.clone());
                 failure(request_id, "Runtime.ExitError", message)
             }
         }
+    }
+
+    /// A function error: the telemetry counters `f` updates, and AWS/Lambda `Errors`.
+    fn count_error(&self, name: &str, f: impl FnOnce(&mut crate::telemetry::FunctionMetrics)) {
+        self.telemetry.function(name, f);
+        self.telemetry.lambda_metric(name, "Errors", 1.0, "Count");
     }
 
     /// The most recently used live instance of the current configuration (AWS reuses warm
@@ -184,6 +198,7 @@ impl LambdaService {
             runtime_api_base: &self.settings.edge_url,
             sandbox_delay: self.settings.sandbox_startup_delay,
             init_timeout: self.settings.init_timeout,
+            region: &self.naming.region,
         };
         let (instance, init) = Instance::start(launch, &self.registry, &self.logs).await?;
         self.telemetry.function(name, |m| {
@@ -203,19 +218,23 @@ impl LambdaService {
         init: Option<Duration>,
         memory_mb: u32,
     ) {
-        self.logs
-            .append(name, &instance.id, format!("END RequestId: {request_id}"));
+        self.logs.append(
+            name,
+            &instance.log_stream,
+            format!("END RequestId: {request_id}"),
+        );
         // OS-only runtimes are billed for init too, rounded up to the millisecond (D7).
         let billed = (ms(duration) + init.map_or(0.0, ms)).ceil().max(1.0);
         let mut line = format!(
-            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed:.0} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {} MB",
+            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed:.0} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: {} MB\t",
             ms(duration),
             instance.max_memory_mb()
         );
         if let Some(init) = init {
-            line.push_str(&format!("\tInit Duration: {:.2} ms", ms(init)));
+            // Every field ends with a tab, the last one too, as Lambda writes it.
+            line.push_str(&format!("Init Duration: {:.2} ms\t", ms(init)));
         }
-        self.logs.append(name, &instance.id, line);
+        self.logs.append(name, &instance.log_stream, line);
     }
 }
 

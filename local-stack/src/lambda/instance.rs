@@ -53,6 +53,8 @@ enum InitState {
 
 pub struct Instance {
     pub id: String,
+    /// `YYYY/MM/DD/[$LATEST]<id>`: its CloudWatch Logs stream, named as Lambda names them.
+    pub log_stream: String,
     pub function: String,
     pub generation: u64,
     pid: OnceLock<u32>,
@@ -111,6 +113,22 @@ pub struct Launch<'a> {
     pub runtime_api_base: &'a str,
     pub sandbox_delay: Duration,
     pub init_timeout: Duration,
+    /// For the runtime version ARN in INIT_START.
+    pub region: &'a str,
+}
+
+/// The runtime Lambda would report for `provided.al2023` [U: instances are native
+/// processes, so the version is a fixed label, not a managed runtime's].
+const RUNTIME_VERSION: &str = "provided:al2023.v100";
+
+/// `INIT_START Runtime Version: …\tRuntime Version ARN: …`, once per instance.
+fn init_start_line(region: &str) -> String {
+    use md5::{Digest, Md5};
+    // A stable 64-hex-digit id, the length of AWS's runtime hashes.
+    let hash = hex::encode(Md5::digest(RUNTIME_VERSION.as_bytes())).repeat(2);
+    format!(
+        "INIT_START Runtime Version: {RUNTIME_VERSION}\tRuntime Version ARN: arn:aws:lambda:{region}::runtime:{hash}"
+    )
 }
 
 impl Instance {
@@ -124,8 +142,10 @@ impl Instance {
         let started = Instant::now();
         tokio::time::sleep(launch.sandbox_delay).await;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let id = uuid::Uuid::new_v4().simple().to_string();
         let instance = Arc::new(Instance {
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            log_stream: super::logs::stream_name(&id),
+            id,
             function: launch.function.to_string(),
             generation: launch.generation,
             pid: OnceLock::new(),
@@ -139,6 +159,11 @@ impl Instance {
         });
         // Registered before the process exists, so its first poll always finds it.
         registry.insert(instance.clone());
+        logs.append(
+            launch.function,
+            &instance.log_stream,
+            init_start_line(launch.region),
+        );
         if let Err(e) = instance.spawn(&launch, logs) {
             registry.remove(&instance.id);
             return Err(e);
@@ -181,7 +206,7 @@ impl Instance {
         ];
         for stream in out {
             let (logs, function, stream_name) =
-                (logs.clone(), self.function.clone(), self.id.clone());
+                (logs.clone(), self.function.clone(), self.log_stream.clone());
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {

@@ -9,6 +9,7 @@ pub mod concurrency;
 mod execute;
 pub mod instance;
 pub mod logs;
+mod logs_read;
 pub mod runtime_api;
 mod schedule;
 
@@ -21,6 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
+use crate::cloudwatch::MetricId;
 use crate::edge::AwsError;
 use crate::model::{FunctionSpec, Naming};
 use crate::telemetry::Telemetry;
@@ -145,13 +147,14 @@ impl LambdaService {
                 }),
             );
         }
+        let logs = Arc::new(LogStore::new(&naming.region, &naming.account_id));
         let service = Arc::new(LambdaService {
             settings,
             naming,
             functions: table,
             concurrency,
             registry: Arc::default(),
-            logs: Arc::default(),
+            logs,
             telemetry,
             dead_letters,
             shutdown: watch::channel(false).0,
@@ -231,6 +234,8 @@ impl LambdaService {
             Ok(slot) => slot,
             Err(reason) => {
                 self.telemetry.function(&name, |m| m.throttles += 1);
+                self.telemetry
+                    .lambda_metric(&name, "Throttles", 1.0, "Count");
                 return Err(reason.to_error());
             }
         };
@@ -266,6 +271,8 @@ impl LambdaService {
         let event = asyncq::AsyncEvent::new(payload);
         let request_id = event.request_id.clone();
         self.telemetry.function(&name, |m| m.async_enqueued += 1);
+        self.telemetry
+            .lambda_metric(&name, "AsyncEventsReceived", 1.0, "Count");
         f.async_tx
             .send(event)
             .map_err(|_| AwsError::new(500, "ServiceException", "the async queue is closed"))?;
@@ -279,6 +286,19 @@ impl LambdaService {
             m.concurrent_executions = running;
             m.max_concurrent_executions = m.max_concurrent_executions.max(running);
         });
+        // Gauges: a sample at every change, so Maximum sees every peak (AWS samples them).
+        let (total, unreserved) = self.concurrency.totals();
+        let per_function = MetricId::new(
+            "AWS/Lambda",
+            "ConcurrentExecutions",
+            &[("FunctionName", name)],
+        );
+        let m = &self.telemetry.metrics;
+        m.put(per_function, self.concurrency.running(name) as f64, "Count");
+        self.telemetry
+            .account_metric("ConcurrentExecutions", total as f64, "Count");
+        self.telemetry
+            .account_metric("UnreservedConcurrentExecutions", unreserved as f64, "Count");
     }
 
     /// Stops background work and kills every instance, waiting for them to exit.

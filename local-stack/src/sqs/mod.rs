@@ -210,6 +210,11 @@ impl SqsService {
         self.queue(queue).map(|q| q.depth())
     }
 
+    /// Messages ever sent to the queue; None for an unknown queue.
+    pub fn sent_total(&self, queue: &str) -> Option<u64> {
+        self.queue(queue).map(|q| q.sent_total())
+    }
+
     pub fn queue_names(&self) -> Vec<String> {
         self.read().keys().cloned().collect()
     }

@@ -264,6 +264,11 @@ impl Queue {
         self.state(Instant::now()).messages.clear();
     }
 
+    /// Messages ever sent to the queue (CloudWatch's NumberOfMessagesSent, as deltas).
+    pub fn sent_total(&self) -> u64 {
+        self.state(Instant::now()).next_seq
+    }
+
     pub fn depth(&self) -> QueueDepth {
         let now = Instant::now();
         let state = self.state(now);

@@ -70,7 +70,7 @@ pub(super) fn attach(
     for (id, props) in &pending.stages {
         let p = Props::new(props.as_ref(), format!("Resources.{id}.Properties"))?;
         let api = api_for(apis, &p)?;
-        let stage = stage(&p, api)?;
+        let stage = stage(id, &p, api)?;
         if api.stages.contains_key(&stage.name) {
             return Err(err(
                 &p.path("StageName"),
@@ -161,7 +161,7 @@ fn function_arn(uri: &str) -> String {
     arn.split(':').take(7).collect::<Vec<_>>().join(":")
 }
 
-fn stage(p: &Props, api: &WebSocketApiSpec) -> Result<StageSpec> {
+fn stage(logical_id: &str, p: &Props, api: &WebSocketApiSpec) -> Result<StageSpec> {
     let default_throttle = throttle(&p.child("DefaultRouteSettings")?, None)?;
     let settings = p.child("RouteSettings")?;
     let mut route_throttles = BTreeMap::new();
@@ -182,6 +182,7 @@ fn stage(p: &Props, api: &WebSocketApiSpec) -> Result<StageSpec> {
         }
     }
     Ok(StageSpec {
+        logical_id: logical_id.to_string(),
         name: p.required("StageName")?,
         default_throttle,
         route_throttles,
