@@ -1,16 +1,16 @@
 //! CloudFormation DescribeStacks driven by the real AWS SDK for Rust over loopback HTTP,
 //! for the stack template.yaml describes.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::StackStatus;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use dynamowave_local::cloudformation::{CloudFormation, router};
 use dynamowave_local::model::Naming;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,22 +42,7 @@ async fn serve(make: impl FnOnce(&str) -> CloudFormation) -> Server {
             })
             .await
     });
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_cloudformation::config::Credentials::new(
-            "AKIDEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        ))
-        .http_client(http)
-        .endpoint_url(&endpoint)
-        .load()
-        .await;
+    let sdk = support::sdk_at(&endpoint).await;
     Server {
         addr,
         endpoint,

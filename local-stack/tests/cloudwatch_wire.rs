@@ -2,10 +2,11 @@
 //! Rust (Smithy RPC v2 CBOR) against the local CloudWatch on loopback, and raw requests
 //! shaped as boto3 sends them in awsJson 1.0 and awsQuery.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataError;
@@ -16,7 +17,6 @@ use aws_sdk_cloudwatch::types::{
     Dimension, DimensionFilter, Metric, MetricDataQuery, MetricDatum, MetricStat, ScanBy,
     StatusCode,
 };
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use dynamowave_local::cloudwatch::store::{Sample, now_ms};
 use dynamowave_local::cloudwatch::{MetricId, MetricSettings, MetricStore, router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,22 +33,7 @@ struct Server {
 }
 
 async fn sdk_client(endpoint: &str) -> Client {
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new(
-            "AKIDEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        ))
-        .http_client(http)
-        .endpoint_url(endpoint)
-        .load()
-        .await;
+    let sdk = support::sdk_at(endpoint).await;
     let conf = aws_sdk_cloudwatch::config::Builder::from(&sdk)
         .retry_config(aws_sdk_cloudwatch::config::retry::RetryConfig::disabled())
         .build();

@@ -1,16 +1,16 @@
 //! The SQS emulator driven by the real AWS SDK for Rust over loopback HTTP.
 
+mod support;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::operation::delete_message::DeleteMessageError;
 use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlError;
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use dynamowave_local::model::QueueSpec;
 use dynamowave_local::sqs::{MessageAttribute, QueueDepth, SqsService, router};
 use md5::{Digest, Md5};
@@ -56,21 +56,7 @@ impl Server {
                 })
                 .await
         });
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "AKIDEXAMPLE",
-                "secret",
-                None,
-                None,
-                "test",
-            ))
-            .http_client(http)
-            .load()
-            .await;
+        let sdk = support::sdk_at(&endpoint).await;
         let config = aws_sdk_sqs::config::Builder::from(&sdk)
             .endpoint_url(&endpoint)
             .build();

@@ -59,6 +59,23 @@ struct End {
     unconfirmed: Option<&'static str>,
 }
 
+impl End {
+    /// An end at this moment.
+    fn now(
+        spec: &ClientSpec,
+        code: Option<u16>,
+        by_us: bool,
+        unconfirmed: Option<&'static str>,
+    ) -> End {
+        End {
+            code,
+            by_us,
+            at_us: spec.now_us(),
+            unconfirmed,
+        }
+    }
+}
+
 type Ws = tokio_websockets::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Frames are batched for at most this long before they go to the aggregator.
@@ -123,12 +140,7 @@ pub async fn run(
                 Some(Command::Send { seq, intended_us }) => {
                     send(&spec, &mut ws, seq, intended_us, &events).await;
                 }
-                Some(Command::Vanish) => break End {
-                    code: None,
-                    by_us: true,
-                    at_us: spec.now_us(),
-                    unconfirmed: Some("vanished"),
-                },
+                Some(Command::Vanish) => break End::now(&spec, None, true, Some("vanished")),
                 Some(Command::Leave) | None => {
                     let at_us = spec.now_us();
                     let unconfirmed = leave(&spec, &key, &mut ws, &mut batch, &events).await;
@@ -140,12 +152,7 @@ pub async fn run(
                     if let Some((code, _)) = m.as_close() {
                         // The server closed: the next poll flushes our echo of its Close.
                         let _ = tokio::time::timeout(CLOSE_ECHO, ws.next()).await;
-                        break End {
-                            code: Some(u16::from(code)),
-                            by_us: false,
-                            at_us: spec.now_us(),
-                            unconfirmed: None,
-                        };
+                        break End::now(&spec, Some(u16::from(code)), false, None);
                     }
                     if let Some(text) = m.as_text() {
                         if batch.is_empty() {
@@ -160,18 +167,8 @@ pub async fn run(
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
-                Some(Err(e)) => break End {
-                    code: None,
-                    by_us: false,
-                    at_us: spec.now_us(),
-                    unconfirmed: Some(cause_of(&e)),
-                },
-                None => break End {
-                    code: None,
-                    by_us: false,
-                    at_us: spec.now_us(),
-                    unconfirmed: Some("abnormal"),
-                },
+                Some(Err(e)) => break End::now(&spec, None, false, Some(cause_of(&e))),
+                None => break End::now(&spec, None, false, Some("abnormal")),
             },
             _ = tokio::time::sleep_until(flush_at), if !batch.is_empty() => {
                 let _ = events.send(Event::Received(std::mem::take(&mut batch)));

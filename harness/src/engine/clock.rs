@@ -153,22 +153,23 @@ impl Sleep {
             slot.cancelled.store(true, Ordering::Release);
         }
     }
+}
 
-    fn arm(&mut self) -> Arc<Slot> {
-        let slot = Arc::new(Slot::default());
-        let shared = shared();
-        let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.order += 1;
-        let order = queue.order;
-        queue.heap.push(Reverse(Entry {
-            at: self.deadline,
-            order,
-            slot: slot.clone(),
-        }));
-        drop(queue);
-        shared.changed.notify_one();
-        slot
-    }
+/// Hands `deadline` to the clock thread; the slot is how it answers.
+fn arm(deadline: Instant) -> Arc<Slot> {
+    let slot = Arc::new(Slot::default());
+    let shared = shared();
+    let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+    queue.order += 1;
+    let order = queue.order;
+    queue.heap.push(Reverse(Entry {
+        at: deadline,
+        order,
+        slot: slot.clone(),
+    }));
+    drop(queue);
+    shared.changed.notify_one();
+    slot
 }
 
 impl Drop for Sleep {
@@ -185,14 +186,8 @@ impl Future for Sleep {
         if Instant::now() >= this.deadline {
             return Poll::Ready(());
         }
-        let slot = match &this.slot {
-            Some(s) => s.clone(),
-            None => {
-                let s = this.arm();
-                this.slot = Some(s.clone());
-                s
-            }
-        };
+        let deadline = this.deadline;
+        let slot = this.slot.get_or_insert_with(|| arm(deadline));
         slot.waker.register(cx.waker());
         if slot.fired.load(Ordering::Acquire) {
             return Poll::Ready(());

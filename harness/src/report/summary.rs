@@ -139,10 +139,10 @@ impl Observations for Live<'_> {
                 let h = match (metric, tags.get("phase")) {
                     ("broadcast_latency", Some(p)) => r.latency_by_phase.get(p)?,
                     ("broadcast_latency", None) => &r.latency,
-                    (_, Some(_)) if metric != "connect_latency" => return None,
-                    ("broadcast_latency_from_send", _) => &r.latency_from_send,
-                    ("schedule_lag", _) => &r.schedule_lag,
-                    _ => &r.connect,
+                    ("broadcast_latency_from_send", None) => &r.latency_from_send,
+                    ("schedule_lag", None) => &r.schedule_lag,
+                    ("connect_latency", _) => &r.connect,
+                    _ => return None,
                 };
                 trend_value(h, a)
             }

@@ -51,6 +51,12 @@ pub async fn stack() -> RunningStack {
 }
 
 pub async fn sdk(stack: &RunningStack) -> SdkConfig {
+    sdk_at(&stack.endpoints.endpoint_url).await
+}
+
+/// The shared SDK config every wire test uses: test credentials, the ring TLS provider,
+/// every service at `endpoint`.
+pub async fn sdk_at(endpoint: &str) -> SdkConfig {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
@@ -63,7 +69,7 @@ pub async fn sdk(stack: &RunningStack) -> SdkConfig {
             None,
             "tests",
         ))
-        .endpoint_url(&stack.endpoints.endpoint_url)
+        .endpoint_url(endpoint)
         .http_client(http)
         .load()
         .await
