@@ -60,6 +60,7 @@ impl Fanout {
         let mut unrecorded: Vec<ChatError> = Vec::new();
         let mut start = None;
         loop {
+            let read_at_us = epoch_us();
             let (ids, next) = self
                 .store
                 .recipients_page(job.room.as_deref(), start)
@@ -67,7 +68,7 @@ impl Fanout {
             report.pages += 1;
             report.recipients += ids.len() as u64;
             let outcomes: Vec<Outcome> = stream::iter(ids)
-                .map(|id| self.deliver(job, id, frame.clone()))
+                .map(|id| self.deliver(job, id, frame.clone(), read_at_us))
                 .buffer_unordered(self.concurrency)
                 .collect()
                 .await;
@@ -105,7 +106,15 @@ impl Fanout {
         }
     }
 
-    async fn deliver(&self, job: &BroadcastJob, recipient: String, frame: Arc<[u8]>) -> Outcome {
+    /// `read_at_us`: when the page naming `recipient` was read (logged with a 410, so a
+    /// reader can tell a row kept after an earlier 410 from two broadcasts in flight).
+    async fn deliver(
+        &self,
+        job: &BroadcastJob,
+        recipient: String,
+        frame: Arc<[u8]>,
+        read_at_us: u64,
+    ) -> Outcome {
         let mut attempt = 1;
         loop {
             let failure = match self.poster.post(&recipient, frame.to_vec()).await {
@@ -113,6 +122,10 @@ impl Fanout {
                 Err(f) => f,
             };
             if failure.gone {
+                // Info, not debug: `dynamowave` counts repeated 410s per recipient from
+                // these lines (a stale row kept and paid for again).
+                tracing::info!(%recipient, message_id = %job.message_id, read_at_us,
+                    at_us = epoch_us(), "connection gone");
                 if !self.delete_gone {
                     return Outcome::Gone { attempts: attempt };
                 }
@@ -127,10 +140,7 @@ impl Fanout {
                 // Info, not debug: `dynamowave` checks the backoff from these lines. The
                 // runtime's log lines carry no time of their own (CloudWatch stamps them on
                 // arrival, to the millisecond), so the line says when, to the microsecond.
-                let at_us = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_micros() as u64)
-                    .unwrap_or_default();
+                let at_us = epoch_us();
                 tracing::info!(%recipient, message_id = %job.message_id, attempt,
                     wait_ms = wait.as_millis() as u64, at_us, error = %failure.error.message,
                     "retrying post");
@@ -173,4 +183,13 @@ impl Fanout {
             Err(error) => Outcome::Unrecorded { attempts, error },
         }
     }
+}
+
+/// Now, in microseconds since the epoch (log lines carry their own times: the runtime's
+/// are CloudWatch's arrival times, to the millisecond).
+fn epoch_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default()
 }
