@@ -3,7 +3,7 @@
 #
 #   scripts/nightly.sh run OUT_DIR [STACK_NAME]
 #       runs every nightly scenario into OUT_DIR/NAME/ — against the embedded local stack, or
-#       against the deployed SAM stack STACK_NAME (`dynamowave run --stack`) — and carries on
+#       against the deployed stack STACK_NAME (`dynamowave doctor`, then `run --stack`) — and carries on
 #       past failures. Exit: 0 all passed; 99 an SLO failed (and nothing worse); 2 a scenario
 #       could not run.
 #   scripts/nightly.sh compare BASELINE_DIR NEW_DIR
@@ -28,7 +28,13 @@ run_all() {
     name=$(basename "$scenario" .yaml)
     printf '\n==> %s%s\n' "$name" "${stack:+ (stack $stack)}" >&2
     if [ -n "$stack" ]; then
-      "$bin" run "$scenario" --stack "$stack" --out "$out/$name"
+      # The preflight first: a scenario the stack cannot serve is named, not half-run.
+      if "$bin" doctor "$scenario" --stack "$stack" > "$out/$name.doctor.txt"; then
+        "$bin" run "$scenario" --stack "$stack" --out "$out/$name"
+      else
+        cat "$out/$name.doctor.txt" >&2
+        (exit 2)
+      fi
     else
       "$bin" run "$scenario" --out "$out/$name"
     fi

@@ -1,4 +1,4 @@
-//! The AWS SDK clients the harness drives a target with: the same code path against AWS and
+//! The AWS SDK clients the harness drives and observes a target with: the same code path against AWS and
 //! the local stack, which differ only in the endpoint URL (design: no local-only branch).
 
 use aws_config::{BehaviorVersion, ConfigLoader, Region};
@@ -9,6 +9,7 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     pub apigw: aws_sdk_apigatewayv2::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// @connections: at the endpoint when one is given, else AWS's (set per API: see
     /// [`Clients::connections`]).
     pub config: aws_config::SdkConfig,
@@ -64,6 +65,7 @@ pub async fn clients(endpoint: Option<&str>, region: &str) -> Clients {
         lambda: aws_sdk_lambda::Client::new(&config),
         apigw: aws_sdk_apigatewayv2::Client::new(&config),
         logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         config,
     }
 }

@@ -24,6 +24,11 @@ pub enum Command {
     Run(RunArgs),
     /// Check scenario files (and their SLO files) without running anything.
     Validate(ValidateArgs),
+    /// Preflight for a run against a stack: credentials, the stack's resources, every
+    /// function and chaos action the scenario names (fault actions need the reference
+    /// fault layer), where each SLO metric's data comes from, and the AWS permissions the
+    /// run needs. Exit 0 when it can go ahead, 2 naming each problem.
+    Doctor(DoctorArgs),
     /// Render report.html (and its PNG charts) again from a report folder's summary.json
     /// and latency.hlog.
     Report(ReportArgs),
@@ -60,19 +65,22 @@ pub enum Command {
 pub struct RunArgs {
     /// The scenario file (scenarios/*.yaml).
     pub scenario: PathBuf,
-    /// `local` (the embedded local stack, the default) or a ws:// / wss:// URL.
+    /// `local` (the embedded local stack, the default) or a ws:// / wss:// URL; with
+    /// --stack, the URL to connect to instead of the stack's.
     #[arg(long)]
     pub target: Option<String>,
-    /// A deployed SAM stack: connect to its `WebSocketURL` output and read the DLQ at its
-    /// `DeadLetterQueueUrl` (CloudFormation DescribeStacks, the AWS credential chain; with
-    /// --endpoint-url, through that endpoint, e.g. a `local up` edge).
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["target", "dlq_url"])]
+    /// A deployed stack, found through CloudFormation DescribeStackResources (its
+    /// functions, table, queue, WebSocket API and stage) and DescribeStacks (outputs such
+    /// as `WebSocketURL` and `DeadLetterQueueUrl` override); its figures are read from
+    /// CloudWatch and its Logs. The AWS credential chain; with --endpoint-url, through that
+    /// endpoint, e.g. a `local up` edge.
+    #[arg(long, value_name = "NAME")]
     pub stack: Option<String>,
     /// With a ws:// target: the AWS (or local stack) endpoint to read its DLQ through.
     /// Without one: a running `dynamowave local up` to run against (its edge URL).
     #[arg(long)]
     pub endpoint_url: Option<String>,
-    /// The DLQ's URL, with --endpoint-url.
+    /// The DLQ's URL (with --endpoint-url, or to override the one --stack finds).
     #[arg(long)]
     pub dlq_url: Option<String>,
     /// The SLO file [default: the scenario's `slo`].
@@ -85,6 +93,15 @@ pub struct RunArgs {
     /// limit needs, usually 1].
     #[arg(long)]
     pub workers: Option<u32>,
+    /// After the run, wait up to this long for CloudWatch and its Logs to hold the run's
+    /// complete data before judging (AWS publishes Lambda's metrics a minute or more late
+    /// and logs can lag 5–10 minutes).
+    #[arg(long, value_name = "DURATION", value_parser = duration_flag, default_value = "10m")]
+    pub settle: std::time::Duration,
+    /// The period of the CloudWatch queries, in seconds [default: 1 from a local stack
+    /// (it keeps per-second data), 60 from AWS (its resolution for AWS metrics)].
+    #[arg(long, value_name = "SECONDS", value_parser = period_flag)]
+    pub metrics_period: Option<i32>,
     /// Settings of the embedded local stack (target `local`).
     #[command(flatten)]
     pub local: UpArgs,
@@ -199,6 +216,26 @@ pub struct BenchReaderArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct DoctorArgs {
+    /// The scenario the run will use.
+    pub scenario: PathBuf,
+    /// The SLO file [default: the scenario's `slo`].
+    #[arg(long)]
+    pub slo: Option<PathBuf>,
+    /// The stack (CloudFormation name); with --endpoint-url alone, the local stack there.
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
+    /// An AWS-compatible endpoint (a `dynamowave local up` edge).
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// The settle time the run will use (`run --settle`).
+    #[arg(long, value_name = "DURATION", value_parser = duration_flag, default_value = "10m")]
+    pub settle: std::time::Duration,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct ValidateArgs {
     #[arg(required = true)]
     pub scenarios: Vec<PathBuf>,
@@ -298,6 +335,28 @@ pub struct UpArgs {
     /// WebSocket idle timeout in seconds (AWS: 600).
     #[arg(long, default_value_t = 600)]
     pub idle_timeout_secs: u64,
+    /// CloudWatch datapoints become visible this long after their time, as AWS publishes
+    /// late (e.g. `90s`; default 0: at once).
+    #[arg(long, value_name = "DURATION", value_parser = duration_flag, default_value = "0s")]
+    pub publish_delay: std::time::Duration,
+}
+
+/// CloudWatch's valid periods: 1, 5, 10, 20, 30 or a multiple of 60.
+fn period_flag(text: &str) -> Result<i32, String> {
+    let p: i32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if [1, 5, 10, 20, 30].contains(&p) || (p > 0 && p % 60 == 0) {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{p} s is not a CloudWatch period: use 1, 5, 10, 20, 30 or a multiple of 60"
+        ))
+    }
+}
+
+fn duration_flag(text: &str) -> Result<std::time::Duration, String> {
+    crate::scenario::units::parse_duration(text)
 }
 
 /// Runs a parsed command; returns the process exit code.
@@ -305,6 +364,17 @@ pub async fn run(cli: Cli) -> Result<i32, HarnessError> {
     match cli.command {
         Command::Run(args) => crate::run::run(args).await,
         Command::Validate(args) => crate::run::validate(args),
+        Command::Doctor(a) => {
+            crate::doctor::doctor(crate::doctor::Options {
+                scenario: a.scenario,
+                slo: a.slo,
+                stack: a.stack,
+                endpoint_url: a.endpoint_url,
+                region: a.region,
+                settle: a.settle,
+            })
+            .await
+        }
         Command::Report(args) => crate::report::rerender(&args.dir),
         Command::Compare(args) => crate::compare::compare(args),
         Command::Capacity(args) => crate::capacity::capacity(args).await,

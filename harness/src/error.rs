@@ -20,6 +20,9 @@ pub enum HarnessError {
     /// A chaos action could not be applied or reverted.
     #[error("{0}")]
     Chaos(String),
+    /// The target's AWS APIs failed a call the run needs (CloudWatch, Logs, CloudFormation).
+    #[error("{0}")]
+    Target(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

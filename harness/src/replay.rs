@@ -19,7 +19,13 @@ use crate::error::HarnessError;
 pub async fn command(args: DlqReplayArgs) -> Result<i32, HarnessError> {
     let (outputs, region, endpoint) = match (&args.stack, &args.endpoint_url) {
         (Some(stack), endpoint) => {
-            let d = crate::deployed::resolve(stack, &args.region, endpoint.as_deref()).await?;
+            let d = crate::deployed::resolve(
+                stack,
+                &args.region,
+                endpoint.as_deref(),
+                &crate::deployed::Overrides::default(),
+            )
+            .await?;
             (d.outputs, d.region, endpoint.clone())
         }
         (None, Some(edge)) => {

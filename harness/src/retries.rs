@@ -151,29 +151,13 @@ pub async fn read(
     };
     // reference-impl's defaults when unset.
     let (base, cap) = (setting("RETRY_BASE_MS", 50), setting("RETRY_CAP_MS", 2_000));
-    let mut retries = Vec::new();
-    let mut token = None;
-    loop {
-        let page = logs
-            .filter_log_events()
-            .log_group_name(format!("/aws/lambda/{function}"))
-            .filter_pattern("\"retrying post\"")
-            .start_time(from_ms)
-            .end_time(to_ms)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| format!("FilterLogEvents {function}: {}", describe(&e)))?;
-        retries.extend(
-            page.events()
-                .iter()
-                .filter_map(|e| parse(e.message()?, e.timestamp()?)),
-        );
-        token = page.next_token().map(str::to_string);
-        if token.is_none() || page.events().is_empty() {
-            break;
-        }
-    }
+    let events =
+        crate::observe::logs::filter_all(logs, function, "\"retrying post\"", from_ms, to_ms)
+            .await?;
+    let retries = events
+        .iter()
+        .filter_map(|e| parse(e.message()?, e.timestamp()?))
+        .collect();
     Ok(check(retries, base, cap))
 }
 

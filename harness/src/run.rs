@@ -5,14 +5,14 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::chaos::timeline::Chaos;
 use crate::cli::{RunArgs, ValidateArgs};
 use crate::engine::{self, Target};
 use crate::error::HarnessError;
 use crate::report::{self, summary};
-use crate::{accounting, aws, dlq, scenario, slo, telemetry};
+use crate::{accounting, aws, dlq, observe, scenario, slo};
 
 /// Exit code when an SLO threshold failed (as k6).
 pub const EXIT_SLO_FAILED: i32 = 99;
@@ -86,26 +86,28 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
         source: e,
     })?;
 
+    let reading = Reading {
+        settle: args.settle,
+        period_s: args.metrics_period,
+    };
     let attach = args.endpoint_url.is_some() && args.target.is_none() && plan.target.is_none();
     let (target, stack) = if let Some(name) = &args.stack {
-        // A deployed stack, found through its CloudFormation outputs.
-        let d = crate::deployed::resolve(name, &args.local.region, args.endpoint_url.as_deref())
-            .await?;
-        let dlq = d.outputs.get(crate::deployed::DLQ_OUTPUT).cloned();
-        // Telemetry comes from a local stack's edge; a deployed stack has none (ARCHITECTURE.md).
-        let local = args.endpoint_url.as_deref().is_some_and(aws::is_loopback);
-        let control = Control::new(
-            d.websocket_url,
-            args.endpoint_url.clone(),
-            &d.region,
-            d.outputs,
-            dlq,
-            local,
-        )
-        .await;
-        (control, None)
+        // A deployed stack, found through CloudFormation; `--target`/the scenario's
+        // `target:` and `--dlq-url` override what it says.
+        let overrides = crate::deployed::Overrides {
+            websocket_url: args
+                .target
+                .clone()
+                .or_else(|| plan.target.clone())
+                .filter(|t| t.starts_with("ws://") || t.starts_with("wss://")),
+            dlq_url: args.dlq_url.clone(),
+        };
+        let endpoint = args.endpoint_url.as_deref();
+        let d = crate::deployed::resolve(name, &args.local.region, endpoint, &overrides).await?;
+        (Control::for_stack(d, endpoint, &reading).await, None)
     } else if attach {
-        // A stack started elsewhere with `local up`: its edge says where everything is.
+        // A stack started elsewhere with `local up`: its edge names the stack, which is
+        // then found as any deployed one is.
         let edge = args.endpoint_url.clone().expect("checked above");
         let e = crate::attach::endpoints(&edge).await?;
         let text = |k: &str| {
@@ -113,30 +115,25 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_string)
         };
-        let ws = text("websocket_url").ok_or_else(|| {
-            HarnessError::Usage(format!("{edge}/_dynamowave/endpoints has no websocket_url"))
-        })?;
+        let name = text("stack_name").unwrap_or_else(|| args.local.stack_name.clone());
         let region = text("region").unwrap_or_else(|| args.local.region.clone());
-        let outputs = crate::attach::outputs(&e);
-        let dlq = outputs.get("DeadLetterQueueUrl").cloned().or_else(|| {
-            e.get("queues")
-                .and_then(|q| q.as_object()?.values().next()?.as_str().map(str::to_string))
-        });
-        (
-            Control::new(ws, Some(edge), &region, outputs, dlq, true).await,
-            None,
+        let d = crate::deployed::resolve(
+            &name,
+            &region,
+            Some(&edge),
+            &crate::deployed::Overrides::default(),
         )
+        .await?;
+        (Control::for_stack(d, Some(&edge), &reading).await, None)
     } else if target_name == "local" {
-        let (control, stack) = start_local(&args.local, &plan).await?;
+        let (control, stack) = start_local(&args.local, &plan, &reading).await?;
         (control, Some(stack))
     } else if target_name.starts_with("ws://") || target_name.starts_with("wss://") {
-        let control = Control::new(
+        let control = Control::for_url(
             target_name.clone(),
             args.endpoint_url.clone(),
             &args.local.region,
-            BTreeMap::new(),
             args.dlq_url.clone().filter(|_| args.endpoint_url.is_some()),
-            false,
         )
         .await;
         (control, None)
@@ -164,10 +161,12 @@ impl Drop for RemoveIfEmpty {
 }
 
 /// Starts the embedded local stack with the scenario's `local:` parameters and
-/// `local_stack:` settings over `up`'s flags; the caller shuts it down.
+/// `local_stack:` settings over `up`'s flags, and finds it through its edge as a deployed
+/// stack is found; the caller shuts it down.
 pub async fn start_local(
     up: &crate::cli::UpArgs,
     plan: &scenario::Plan,
+    reading: &Reading,
 ) -> Result<(Control, dynamowave_local::stack::RunningStack), HarnessError> {
     let mut up = up.clone();
     let l = &plan.local_stack;
@@ -185,21 +184,41 @@ pub async fn start_local(
     eprintln!("starting the local stack …");
     let stack = dynamowave_local::stack::start(options).await?;
     let e = &stack.endpoints;
-    let dlq = e
-        .outputs
-        .get("DeadLetterQueueUrl")
-        .or_else(|| e.queues.values().next())
-        .cloned();
-    let control = Control::new(
-        e.websocket_url.clone(),
-        Some(e.endpoint_url.clone()),
+    let found = crate::deployed::resolve(
+        &e.stack_name,
         &e.region,
-        e.outputs.clone(),
-        dlq,
-        true,
+        Some(&e.endpoint_url),
+        &crate::deployed::Overrides::default(),
     )
     .await;
-    Ok((control, stack))
+    match found {
+        Ok(d) => {
+            let control = Control::for_stack(d, Some(&e.endpoint_url), reading).await;
+            Ok((control, stack))
+        }
+        Err(err) => {
+            stack.shutdown().await;
+            Err(err)
+        }
+    }
+}
+
+/// How the target's figures are read after a run.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// The longest wait for complete data.
+    pub settle: std::time::Duration,
+    /// The CloudWatch period; None picks the source's resolution.
+    pub period_s: Option<i32>,
+}
+
+impl Default for Reading {
+    fn default() -> Self {
+        Reading {
+            settle: std::time::Duration::from_secs(600),
+            period_s: None,
+        }
+    }
 }
 
 /// Everything a run talks to: the clients' URL, and the AWS APIs behind the target.
@@ -207,37 +226,69 @@ pub struct Control {
     pub target: Target,
     pub clients: Option<aws::Clients>,
     pub outputs: BTreeMap<String, String>,
-    /// Where telemetry is read (a local stack's edge).
-    pub telemetry: Option<telemetry::Source>,
+    /// Where the target's figures are read (CloudWatch and its Logs), for a stack.
+    pub observe: Option<observe::Source>,
 }
 
 impl Control {
-    pub async fn new(
+    /// A stack (deployed, or a local one found the same way): every check can read it.
+    pub async fn for_stack(
+        d: crate::deployed::Deployed,
+        endpoint: Option<&str>,
+        reading: &Reading,
+    ) -> Control {
+        let clients = aws::clients(endpoint, &d.region).await;
+        // The local stack keeps per-second data; AWS's metrics are per minute.
+        let local = endpoint.is_some_and(aws::is_loopback);
+        let label = match endpoint {
+            Some(e) => format!("CloudWatch at {e}"),
+            None => format!("CloudWatch in {}", d.region),
+        };
+        let observe = observe::Source {
+            cloudwatch: clients.cloudwatch.clone(),
+            logs: clients.logs.clone(),
+            resources: d.resources.clone(),
+            period_s: reading.period_s.unwrap_or(if local { 1 } else { 60 }),
+            settle: reading.settle,
+            poll: std::time::Duration::from_secs(if local { 1 } else { 15 }),
+            label,
+        };
+        let dlq = d
+            .resources
+            .dlq_url
+            .clone()
+            .map(|url| (clients.sqs.clone(), url));
+        Control {
+            target: Target {
+                websocket_url: d.websocket_url,
+                dlq,
+            },
+            clients: Some(clients),
+            outputs: d.outputs,
+            observe: Some(observe),
+        }
+    }
+
+    /// A bare WebSocket URL: the client-side figures only, and the DLQ when named.
+    pub async fn for_url(
         websocket_url: String,
         endpoint: Option<String>,
         region: &str,
-        outputs: BTreeMap<String, String>,
         dlq: Option<String>,
-        has_telemetry: bool,
     ) -> Control {
         let clients = match &endpoint {
             Some(e) => Some(aws::clients(Some(e), region).await),
-            None if !outputs.is_empty() => Some(aws::clients(None, region).await),
             None => None,
         };
         let dlq = match (&clients, dlq) {
             (Some(c), Some(url)) => Some((c.sqs.clone(), url)),
             _ => None,
         };
-        let telemetry = match (&endpoint, has_telemetry) {
-            (Some(e), true) => Some(telemetry::Source::new(e.clone(), &outputs, dlq.clone())),
-            _ => None,
-        };
         Control {
             target: Target { websocket_url, dlq },
             clients,
-            outputs,
-            telemetry,
+            outputs: BTreeMap::new(),
+            observe: None,
         }
     }
 }
@@ -281,21 +332,21 @@ pub async fn execute(
         b.enable_steady_tick(std::time::Duration::from_millis(200));
         b
     });
-    // One clock for the engine, the chaos timeline and the telemetry series (workers start
+    // One clock for the engine and the chaos timeline (workers start
     // their schedule START_DELAY after they are launched, which happens right below).
-    let start = Instant::now()
-        + if workers > 1 {
-            crate::workers::START_DELAY
-        } else {
-            std::time::Duration::from_millis(50)
-        };
+    let delay = if workers > 1 {
+        crate::workers::START_DELAY
+    } else {
+        // On a whole second of wall-clock time, so the run's seconds are CloudWatch's
+        // one-second periods and phases are judged on the periods they hold.
+        let at = observe::now_ms() + 50;
+        std::time::Duration::from_millis((50 + (1000 - at.rem_euclid(1000)) % 1000) as u64)
+    };
+    let start = Instant::now() + delay;
+    // The same moment on the wall clock, which CloudWatch and the logs are stamped with.
+    let start_ms = observe::now_ms() + delay.as_millis() as i64;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (drop_tx, drop_rx) = mpsc::unbounded_channel();
-    let (sampler_stop, sampler_rx) = oneshot::channel();
-    let sampler = control
-        .telemetry
-        .clone()
-        .map(|source| tokio::spawn(telemetry::sample(source, start, sampler_rx)));
     let mut observer = |i: &engine::record::Interval, r: &engine::record::Record| {
         let line = format!(
             "[{:>5.0}s] phase={} chaos={} clients={} sent/s={} recv/s={} p99={} errors={}",
@@ -359,11 +410,7 @@ pub async fn execute(
         )));
     }
     let output = output?;
-    let _ = sampler_stop.send(());
-    let telemetry = match sampler {
-        Some(task) => task.await.ok().flatten(),
-        None => None,
-    };
+    let ended_ms = observe::now_ms();
 
     let mut dead = Vec::new();
     let mut dlq_missing_attributes = 0;
@@ -407,6 +454,12 @@ pub async fn execute(
             }
         }
         _ => None,
+    };
+    let telemetry = match &control.observe {
+        Some(source) => {
+            Some(read_target(source, &output, plan, thresholds, start_ms, ended_ms).await?)
+        }
+        None => None,
     };
     let totals = accounting::account(
         &output.record,
@@ -469,6 +522,63 @@ pub async fn execute(
         )));
     }
     Ok(s)
+}
+
+/// The target's figures over the run's window, from CloudWatch and its Logs, once they
+/// are complete (or the settle time is over); says on stderr what it waits for.
+async fn read_target(
+    source: &observe::Source,
+    output: &engine::RunOutput,
+    plan: &scenario::Plan,
+    thresholds: &[slo::Threshold],
+    started_ms: i64,
+    ended_ms: i64,
+) -> Result<observe::Summary, HarnessError> {
+    // A second after the end, so the last clients' $disconnect calls are inside.
+    let window = observe::Window::covering(started_ms, ended_ms + 1_000, source.period_s);
+    eprintln!(
+        "reading the target's figures from {} (period {} s) …",
+        source.label, source.period_s
+    );
+    let mut progress = |line: &str| eprintln!("{line}");
+    let mut t = observe::collect(source, window, started_ms, &mut progress).await?;
+    if !t.incomplete.is_empty() {
+        eprintln!(
+            "warning: the data was still incomplete after {:.0} s (--settle); thresholds on it fail: {}",
+            t.waited_s,
+            t.incomplete.join("; ")
+        );
+    }
+    // MessageCount counts both directions; what the clients sent is known here.
+    let r = &output.record;
+    let whoami = if plan.protocol.whoami.is_some() {
+        r.clients
+            .values()
+            .filter(|c| c.connection_id.is_some())
+            .count() as u64
+    } else {
+        0
+    };
+    t.api.posts = t.api.messages.saturating_sub(r.written + whoami);
+    for th in thresholds {
+        let Some(phase) = th.tags.get("phase") else {
+            continue;
+        };
+        let Some(p) = plan.phases.iter().find(|x| &x.name == phase) else {
+            continue;
+        };
+        if slo::is_target_metric(&th.metric) && p.duration.as_secs_f64() < f64::from(t.period_s) {
+            let note = format!(
+                "{}: phase {phase} ({:.0} s) is shorter than the source's {} s period; it is judged over the periods whose middle lies in it",
+                th.name(),
+                p.duration.as_secs_f64(),
+                t.period_s
+            );
+            eprintln!("warning: {note}");
+            t.notes.push(note);
+        }
+    }
+    Ok(t)
 }
 
 /// `abortOnFail` thresholds that can be judged mid-run (latency trends, connect failures)

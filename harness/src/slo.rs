@@ -90,6 +90,21 @@ pub const METRICS: [(&str, Kind); 28] = [
     ("retry_backoff_violations", Kind::Counter),
 ];
 
+/// The metrics read from the target's CloudWatch metrics and Logs (observe.rs).
+pub const TARGET_METRICS: &[&str] = &[
+    "cold_starts",
+    "function_invocations",
+    "function_errors",
+    "function_throttles",
+    "function_max_concurrency",
+    "async_retries",
+    "gone_repeats",
+];
+
+pub fn is_target_metric(metric: &str) -> bool {
+    TARGET_METRICS.contains(&metric)
+}
+
 pub fn kind_of(metric: &str) -> Option<Kind> {
     METRICS.iter().find(|(m, _)| *m == metric).map(|(_, k)| *k)
 }
@@ -153,11 +168,16 @@ pub struct Threshold {
 impl Threshold {
     /// `broadcast_latency{phase:chat}` as written.
     pub fn name(&self) -> String {
-        if self.tags.is_empty() {
-            self.metric.clone()
+        Self::display_name(&self.metric, &self.tags)
+    }
+
+    /// `metric{tag:value,…}`, as SLO files write it.
+    pub fn display_name(metric: &str, tags: &BTreeMap<String, String>) -> String {
+        if tags.is_empty() {
+            metric.to_string()
         } else {
-            let tags: Vec<String> = self.tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-            format!("{}{{{}}}", self.metric, tags.join(","))
+            let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            format!("{metric}{{{}}}", tags.join(","))
         }
     }
 }
@@ -376,6 +396,10 @@ pub struct Verdict {
     /// For a windowed threshold: the window the observed value comes from (the worst).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<Span>,
+    /// Why the threshold failed without regard to its value (its data was incomplete),
+    /// or why it has no data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A window of the run, in seconds from its start.
@@ -397,6 +421,16 @@ pub trait Observations {
 
     /// The per-interval records windowed thresholds are judged on, and whether the run is
     /// over (mid-run, only whole windows ending at the latest interval are judged).
+    /// Why `metric`'s data cannot be trusted (incomplete at its source), or why there is
+    /// none; a threshold with an `Err` note fails whatever its value, an `Ok` one only says.
+    fn note(
+        &self,
+        _metric: &str,
+        _tags: &BTreeMap<String, String>,
+    ) -> Option<Result<String, String>> {
+        None
+    }
+
     fn intervals(&self) -> Option<(&[Interval], bool)> {
         None
     }
@@ -416,14 +450,17 @@ pub fn evaluate(thresholds: &[Threshold], data: &dyn Observations) -> Vec<Verdic
                 (Some(_), None) => (None, None),
                 (None, _) => (data.observe(&t.metric, &t.tags, t.aggregation), None),
             };
+            let note = data.note(&t.metric, &t.tags);
+            let untrusted = matches!(note, Some(Err(_)));
             Verdict {
                 metric: t.metric.clone(),
                 name: t.name(),
                 expression: t.expression.clone(),
                 observed,
-                passed: observed.is_some_and(|v| t.op.holds(v, t.limit)),
+                passed: !untrusted && observed.is_some_and(|v| t.op.holds(v, t.limit)),
                 abort_on_fail: t.abort_on_fail,
                 window,
+                note: note.map(|n| n.unwrap_or_else(|e| e)),
             }
         })
         .collect()

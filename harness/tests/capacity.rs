@@ -157,7 +157,7 @@ fn recompute(point: &Value, prices: &Value) -> [f64; 6] {
     let unit = api["message_unit_bytes"].as_u64().unwrap();
     assert_eq!(unit, 32768, "the default unit is 32 KB");
     let messages_in = u("messagesSent") + u("whoamiSent");
-    let delivered = u("posts") - u("postFailures");
+    let delivered = u("posts");
     let api_units = messages_in * u("unitsPerMessageIn") + delivered * u("unitsPerPost");
     assert_eq!(
         point["usage"]["apiMessageUnits"].as_u64().unwrap(),

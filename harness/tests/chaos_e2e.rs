@@ -59,10 +59,16 @@ fn failed(summary: &Value) -> Vec<String> {
         .iter()
         .filter(|t| t["passed"] == false)
         .map(|t| {
+            // Observed and any note after the name, so a failure says why.
             format!(
-                "{} {}",
+                "{} {} (observed {}{})",
                 t["name"].as_str().unwrap(),
-                t["expression"].as_str().unwrap()
+                t["expression"].as_str().unwrap(),
+                t["observed"],
+                t["note"]
+                    .as_str()
+                    .map(|n| format!("; {n}"))
+                    .unwrap_or_default()
             )
         })
         .collect()

@@ -270,7 +270,7 @@ fn a_summary_without_chaos_or_telemetry_still_renders() {
     assert_eq!(page.svgs, 5);
     assert!(
         page.text
-            .contains("the target reported no telemetry for this run")
+            .contains("no target figures: the target was not a stack with CloudWatch")
     );
 }
 

@@ -267,15 +267,40 @@ async fn the_smoke_scenario_passes_on_the_local_stack_with_everything_accounted(
         "report.html"
     );
     assert!(out.join("latency-over-time.png").is_file());
+    // The target's figures come from CloudWatch GetMetricData and the REPORT lines, and
+    // agree with what the harness did: one SendMessage call per message written, one
+    // $connect per client, complete data, one sample per second.
     let t = &s["telemetry"];
     assert!(
-        t["functions"]["SendMessage"]["invocations"]
-            .as_u64()
+        t["source"]
+            .as_str()
             .unwrap()
-            > 0,
-        "telemetry names functions by their logical id: {t}"
+            .starts_with("CloudWatch at http://127.0.0.1:"),
+        "{t}"
     );
-    assert!(t["series"].as_array().is_some_and(|v| !v.is_empty()));
+    assert_eq!(t["periodS"], 1);
+    assert_eq!(t["incomplete"], serde_json::json!([]), "{t}");
+    assert_eq!(
+        t["functions"]["SendMessage"]["invocations"], s["messages"]["written"],
+        "functions are named by logical id: {t}"
+    );
+    assert_eq!(
+        t["functions"]["Connect"]["invocations"],
+        s["clients"]["connected"]
+    );
+    assert_eq!(t["api"]["connects"], s["clients"]["connected"]);
+    let cold: u64 = t["functions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|f| f["coldStarts"].as_u64().unwrap())
+        .sum();
+    assert!(cold > 0, "a fresh stack cold-starts its functions: {t}");
+    let series = t["series"].as_array().unwrap();
+    assert!(
+        series.len() as f64 >= s["run"]["durationS"].as_f64().unwrap(),
+        "{t}"
+    );
     assert_eq!(s["chaos"], serde_json::json!([]), "smoke has no chaos");
 }
 

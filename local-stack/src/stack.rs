@@ -58,6 +58,8 @@ impl Default for StackOptions {
 /// What clients need to reach the stack; `local up` prints it as its first line.
 #[derive(Debug, Clone, Serialize)]
 pub struct Endpoints {
+    /// The stack's name, as CloudFormation's DescribeStacks/DescribeStackResources take it.
+    pub stack_name: String,
     /// `ws://127.0.0.1:PORT/{stage}` of the first WebSocket API's first stage.
     pub websocket_url: String,
     /// The edge: every AWS API (AWS_ENDPOINT_URL).
@@ -334,6 +336,7 @@ fn endpoints(model: &StackModel, ws_base: &str, edge_url: &str, dynamodb: &str) 
         })
         .unwrap_or_default();
     Endpoints {
+        stack_name: model.naming.stack_name.clone(),
         websocket_url: format!("{ws_base}/{stage}"),
         endpoint_url: edge_url.to_string(),
         region: model.naming.region.clone(),

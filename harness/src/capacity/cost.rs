@@ -14,7 +14,7 @@ pub const FORMULAS: [(&str, &str); 10] = [
     (
         "apiGatewayMessages",
         "(messagesIn × ⌈inFrameBytes / unit⌉ + postsDelivered × ⌈outFrameBytes / unit⌉) / 10⁶ × messages_per_million; \
-         messagesIn = chat messages sent + whoami frames; postsDelivered = @connections posts − failed posts; \
+         messagesIn = chat messages sent + whoami frames; postsDelivered = @connections posts = AWS/ApiGateway MessageCount − messagesIn (MessageCount counts both directions); \
          inFrameBytes = message_size + the send template's bytes; outFrameBytes = message_size + outbound_envelope_bytes; unit = message_unit_bytes (32 KB)",
     ),
     (
@@ -67,7 +67,6 @@ pub struct Counts {
     pub whoami_sent: u64,
     pub units_per_message_in: u64,
     pub posts: u64,
-    pub post_failures: u64,
     pub units_per_post: u64,
     pub connection_minutes: f64,
     pub connects: u64,
@@ -144,7 +143,6 @@ pub fn counts(
         },
         units_per_message_in: units(size + template, unit),
         posts: telemetry.map_or(0, |t| t.api.posts),
-        post_failures: telemetry.map_or(0, |t| t.api.post_failures),
         units_per_post: units(size + prices.api_gateway.outbound_envelope_bytes, unit),
         connection_minutes: summary
             .intervals
@@ -162,7 +160,7 @@ pub fn counts(
 pub fn price(c: &Counts, p: &Prices) -> (Usage, Cost) {
     let million = 1_000_000.0;
     let messages_in = c.messages_sent + c.whoami_sent;
-    let delivered = c.posts.saturating_sub(c.post_failures);
+    let delivered = c.posts;
     let api_message_units = messages_in * c.units_per_message_in + delivered * c.units_per_post;
     let lambda_requests: u64 = c.functions.values().map(|f| f.invocations).sum();
     let lambda_gb_seconds: f64 = c

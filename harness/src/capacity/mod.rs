@@ -244,7 +244,8 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, HarnessError> {
         source: e,
     })?;
     let started_at = chrono::Utc::now();
-    let (control, stack) = run::start_local(&args.local, &cp.base).await?;
+    let (control, stack) =
+        run::start_local(&args.local, &cp.base, &run::Reading::default()).await?;
     let swept = sweep(&cp, &thresholds, &control, &out).await;
     stack.shutdown().await;
     let (points, functions) = swept?;
@@ -483,7 +484,7 @@ fn evidence(s: &Summary) -> Evidence {
         ..Evidence::default()
     };
     if let Some(t) = &s.telemetry {
-        e.edge_throttled = e.edge_throttled.max(t.api.throttled);
+        e.edge_throttled = e.edge_throttled.max(t.api.client_errors);
         e.function_throttles = t.functions.values().map(|f| f.throttles).sum();
         e.function_errors = t.functions.values().map(|f| f.errors).sum();
         e.throttles_by_function = t

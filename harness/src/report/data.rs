@@ -63,6 +63,7 @@ pub struct ThresholdView {
     pub observed: Option<f64>,
     pub passed: bool,
     pub abort_on_fail: bool,
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -187,20 +188,30 @@ impl ChaosAction {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Telemetry {
+    /// Where the figures came from (e.g. "CloudWatch at http://127.0.0.1:4566").
+    pub source: String,
+    /// Every point covers this many seconds (0 in summaries written before it was kept:
+    /// read as 1).
+    pub period_s: i32,
+    pub incomplete: Vec<String>,
     pub series: Vec<TelemetryPoint>,
     pub functions: BTreeMap<String, FunctionTotals>,
 }
 
-/// One sample: counters are deltas since the previous one; concurrency is a level.
+/// One period of the source: counts are sums over it; concurrency is its maximum.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TelemetryPoint {
+    /// The period's end, seconds from the run's start.
     pub t_s: f64,
     pub functions: BTreeMap<String, FunctionPoint>,
-    pub edge_throttled: u64,
-    pub connects_refused: u64,
-    pub post_failures: u64,
-    pub dlq_depth: u64,
+    /// AWS/ApiGateway ClientError (summaries before CloudWatch: edge throttles).
+    #[serde(alias = "edgeThrottled")]
+    pub client_errors: u64,
+    pub integration_errors: u64,
+    pub execution_errors: u64,
+    /// None without a DLQ.
+    pub dlq_depth: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

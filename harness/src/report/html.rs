@@ -170,6 +170,10 @@ fn slo_table(h: &mut String, s: &SummaryView) {
         } else {
             t.expression.clone()
         };
+        let expr = match &t.note {
+            Some(n) => format!("{expr} — {n}"),
+            None => expr,
+        };
         row(h, &[td(&t.name), td(&expr), observed, result.into()]);
     }
     if s.thresholds.is_empty() {
@@ -355,10 +359,25 @@ fn chaos_table(h: &mut String, s: &SummaryView) {
 
 fn telemetry_table(h: &mut String, s: &SummaryView) {
     let Some(t) = &s.telemetry else { return };
+    if !t.source.is_empty() {
+        h.push_str(&format!(
+            "<p>The target's figures, from {} at a {} s period{}.</p>\n",
+            esc(&t.source),
+            t.period_s.max(1),
+            if t.incomplete.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; <strong>incomplete when judged</strong>: {}",
+                    esc(&t.incomplete.join("; "))
+                )
+            }
+        ));
+    }
     head(
         h,
         "telemetry",
-        "Lambda functions (target telemetry)",
+        "Lambda functions (CloudWatch metrics; cold starts from the REPORT lines)",
         &[
             "function",
             "invocations",

@@ -34,6 +34,10 @@ pub fn render(s: &Summary) -> String {
                 None => format!("{v}"),
             })
             .unwrap_or_else(|| "no data".into());
+        let observed = match &t.note {
+            Some(n) => format!("{observed} ({n})"),
+            None => observed,
+        };
         out.push_str(&format!(
             "    <testcase classname=\"{}\" name=\"{}\" time=\"0\"",
             escape(&t.metric),

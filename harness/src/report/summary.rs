@@ -63,8 +63,9 @@ pub struct Summary {
     pub intervals: Vec<Interval>,
     /// Each chaos action's window on the run's clock.
     pub chaos: Vec<crate::chaos::timeline::Window>,
-    /// Lambda- and API-side figures from the target (null without a telemetry interface).
-    pub telemetry: Option<crate::telemetry::Summary>,
+    /// The target's figures from CloudWatch and its Logs over the run's window (null when
+    /// the target is not a stack: a bare ws:// URL).
+    pub telemetry: Option<crate::observe::Summary>,
     /// The broadcast worker's retried posts and the backoff check (when an SLO asks).
     pub retries: Option<crate::retries::Check>,
 }
@@ -176,11 +177,11 @@ pub(crate) fn trend_value(h: &Hdr<u64>, a: Aggregation) -> Option<f64> {
 }
 
 /// What thresholds are evaluated against: the run's histograms and totals, the target's
-/// telemetry and the dead letters.
+/// figures (CloudWatch and Logs) and the dead letters.
 pub struct Measured<'a> {
     pub output: &'a RunOutput,
     pub totals: &'a Totals,
-    pub telemetry: Option<&'a crate::telemetry::Summary>,
+    pub telemetry: Option<&'a crate::observe::Summary>,
     pub plan: &'a crate::scenario::Plan,
     pub dead: &'a [crate::accounting::DeadLetter],
     pub dlq_missing_attributes: u64,
@@ -188,7 +189,8 @@ pub struct Measured<'a> {
 }
 
 impl Measured<'_> {
-    /// Telemetry metrics: per function (all functions without a tag), over the run or a phase.
+    /// The target's metrics: per function (all functions without a tag), over the run or a
+    /// phase (at the source's resolution).
     fn target_metric(&self, metric: &str, tags: &BTreeMap<String, String>) -> Option<f64> {
         let t = self.telemetry?;
         let function = tags.get("function");
@@ -196,7 +198,7 @@ impl Measured<'_> {
         if function.is_some_and(|f| !t.functions.contains_key(f)) {
             return None;
         }
-        let field: fn(&crate::telemetry::FunctionSample) -> u64 = match metric {
+        let field: fn(&crate::observe::FunctionSample) -> u64 = match metric {
             "cold_starts" => |s| s.cold_starts,
             "function_invocations" => |s| s.invocations,
             "function_errors" => |s| s.errors,
@@ -224,6 +226,17 @@ impl Measured<'_> {
             }
             None => (f64::MIN, f64::MAX),
         };
+        if metric == "cold_starts" {
+            // From the logs' own times, finer than the metrics' periods.
+            let n = t
+                .functions
+                .iter()
+                .filter(|(n, _)| picked(n))
+                .flat_map(|(_, f)| &f.cold_start_at_s)
+                .filter(|at| **at >= from && **at < to)
+                .count();
+            return Some(n as f64);
+        }
         let names: Vec<&String> = t.functions.keys().filter(|n| picked(n)).collect();
         Some(
             names
@@ -235,6 +248,39 @@ impl Measured<'_> {
 }
 
 impl Observations for Measured<'_> {
+    fn note(
+        &self,
+        metric: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Option<Result<String, String>> {
+        if !crate::slo::is_target_metric(metric) {
+            return None;
+        }
+        let Some(t) = self.telemetry else {
+            return Some(Err(
+                "no data: the target is not a stack whose CloudWatch metrics and logs can be read (use the local stack, --stack, or `local up` with --endpoint-url)".into(),
+            ));
+        };
+        let function = tags.get("function").map(String::as_str);
+        if let Some(f) = function
+            && !t.functions.contains_key(f)
+        {
+            let known: Vec<&str> = t.functions.keys().map(String::as_str).collect();
+            return Some(Err(format!(
+                "no data: the stack has no function {f} (it has {})",
+                known.join(", ")
+            )));
+        }
+        if let Some(why) = t.incomplete_for(function) {
+            return Some(Err(why));
+        }
+        let name = crate::slo::Threshold::display_name(metric, tags);
+        t.notes
+            .iter()
+            .find(|n| n.starts_with(&format!("{name}:")))
+            .map(|n| Ok(n.clone()))
+    }
+
     fn observe(
         &self,
         metric: &str,

@@ -54,8 +54,13 @@ pub fn render(s: &Summary, out_dir: &str) -> String {
             .window
             .map(|w| format!(" (worst window {:.0}–{:.0} s)", w.start_s, w.end_s))
             .unwrap_or_default();
+        let note = v
+            .note
+            .as_ref()
+            .map(|n| format!(" — {n}"))
+            .unwrap_or_default();
         t.push_str(&format!(
-            "  {} {} {}  observed {}{window}\n",
+            "  {} {} {}  observed {}{window}{note}\n",
             if v.passed { "✓" } else { "✗" },
             v.name,
             v.expression,

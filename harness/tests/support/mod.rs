@@ -26,12 +26,18 @@ pub struct LocalUp {
 
 impl LocalUp {
     pub fn start(extra: &[&str]) -> LocalUp {
+        Self::start_with(
+            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")),
+            extra,
+        )
+    }
+
+    /// `local up` of another template.
+    pub fn start_with(template: &Path, extra: &[&str]) -> LocalUp {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dynamowave"))
             .args(["local", "up"])
-            .args([
-                "--template",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"),
-            ])
+            .arg("--template")
+            .arg(template)
             .args(["--parameter-overrides", "WarmerEnabled=false"])
             .args(extra)
             .arg("--binaries")
@@ -69,4 +75,23 @@ impl Drop for LocalUp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `GET {base}{path}` as JSON over plain HTTP/1.0 on loopback (the local stack's own
+/// `/_dynamowave/*` pages), with a 10 s timeout.
+#[allow(dead_code)]
+pub fn get_json(base: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }

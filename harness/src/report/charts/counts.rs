@@ -110,23 +110,28 @@ where
         add("throttled (client)".into(), t, i.length_s, i.throttled);
     }
     if let Some(tel) = &s.telemetry {
-        let mut prev = 0.0;
+        // Rates over the source's period (a minute from AWS), plotted at its middle.
+        let len = f64::from(tel.period_s.max(1));
         for p in &tel.series {
-            let len = (p.t_s - prev).max(1e-3);
-            prev = p.t_s;
+            let t = p.t_s - len / 2.0;
             add(
-                "target: edge throttled".into(),
-                p.t_s,
+                "target: client errors (4XX)".into(),
+                t,
                 len,
-                p.edge_throttled,
+                p.client_errors,
             );
             add(
-                "target: connects refused".into(),
-                p.t_s,
+                "target: integration errors".into(),
+                t,
                 len,
-                p.connects_refused,
+                p.integration_errors,
             );
-            add("target: post failures".into(), p.t_s, len, p.post_failures);
+            add(
+                "target: execution errors".into(),
+                t,
+                len,
+                p.execution_errors,
+            );
         }
     }
     // Only causes that happened: a flat zero line per possible cause is noise.
@@ -152,7 +157,10 @@ where
     let Some(tel) = &input.summary.telemetry else {
         let mut legend = Legend::new();
         time_chart(input, area, &mut legend, title, "count", 0.0)?;
-        note(area, "the target reported no telemetry for this run")?;
+        note(
+            area,
+            "no target figures: the target was not a stack with CloudWatch",
+        )?;
         return Ok(legend);
     };
     let mut series = Series::new();
@@ -173,7 +181,7 @@ where
             ("throttles (all functions)", throttles),
             ("cold starts (all functions)", cold),
             ("errors (all functions)", errors),
-            ("DLQ depth", p.dlq_depth),
+            ("DLQ depth", p.dlq_depth.unwrap_or(0)),
         ] {
             series
                 .entry(label.into())
@@ -186,7 +194,11 @@ where
         input,
         title,
         area,
-        "instances (concurrency); per sample (counts)",
+        &format!(
+            "instances (concurrency, max); counts per {} s ({})",
+            tel.period_s.max(1),
+            tel.source
+        ),
         series.into_iter().collect(),
         "the target's telemetry has no samples",
     )
