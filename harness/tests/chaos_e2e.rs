@@ -1,5 +1,6 @@
-//! The shipped chaos scenarios on the local stack, both ways: each passes as shipped, and
-//! fails with exit 99, naming the threshold, when the feature it proves is turned off.
+//! The shipped chaos scenarios on the local stack, both ways and on the AWS path (`local up`,
+//! then `run --stack … --endpoint-url`): each passes as shipped, and fails with exit 99,
+//! naming the threshold, when the feature it proves is turned off.
 //! Plus: chaos in effect when the run is interrupted (SIGINT) is reverted.
 
 use std::path::{Path, PathBuf};
@@ -31,21 +32,39 @@ fn variant(dir: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
     path
 }
 
-/// Runs a scenario on the embedded local stack; returns the exit code and summary.json.
+/// Runs a scenario the way it runs against AWS: `local up` with the scenario's `local:`
+/// parameters and `local_stack:` settings as its flags, then `run --stack NAME
+/// --endpoint-url EDGE` (DescribeStackResources, CloudWatch and Logs at the edge); returns
+/// the exit code and summary.json.
 fn run(scenario: &Path, out: &Path) -> (i32, Value) {
+    let plan: Value = yaml_serde::from_str(&std::fs::read_to_string(scenario).unwrap()).unwrap();
+    let text = |v: &Value| {
+        v.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string())
+    };
+    let mut flags: Vec<String> = Vec::new();
+    if let Some(params) = plan["local"].as_object() {
+        flags.push("--parameter-overrides".into());
+        flags.extend(params.iter().map(|(k, v)| format!("{k}={}", text(v))));
+    }
+    for (k, v) in plan["local_stack"].as_object().into_iter().flatten() {
+        flags.extend([format!("--{}", k.replace('_', "-")), text(v)]);
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let up = LocalUp::start(&flags);
     let status = Command::new(env!("CARGO_BIN_EXE_dynamowave"))
         .arg("run")
         .arg(scenario)
+        .args(["--stack", "dynamowave", "--endpoint-url", &up.endpoint_url])
         .arg("--out")
         .arg(out)
-        .args(["--template", &format!("{ROOT}/template.yaml")])
-        .arg("--binaries")
-        .arg(binaries())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .unwrap();
+    drop(up);
     let summary = std::fs::read(out.join("summary.json"))
         .map(|b| serde_json::from_slice(&b).unwrap())
         .unwrap_or(Value::Null);

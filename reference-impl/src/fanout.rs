@@ -122,17 +122,20 @@ impl Fanout {
                 Err(f) => f,
             };
             if failure.gone {
+                let deleted = self.delete_gone
+                    && {
+                        let result = self.store.delete(&recipient).await;
+                        if let Err(e) = &result {
+                            // The row's TTL removes it later; the next broadcast pays one more 410.
+                            tracing::warn!(%recipient, error = %e, "could not delete a gone connection");
+                        }
+                        result.is_ok()
+                    };
                 // Info, not debug: `dynamowave` counts repeated 410s per recipient from
-                // these lines (a stale row kept and paid for again).
+                // these lines: a 410 from a page read after an earlier 410 was handled
+                // (`at_us`, after the delete) is a stale row kept and paid for again.
                 tracing::info!(%recipient, message_id = %job.message_id, read_at_us,
-                    at_us = epoch_us(), "connection gone");
-                if !self.delete_gone {
-                    return Outcome::Gone { attempts: attempt };
-                }
-                if let Err(e) = self.store.delete(&recipient).await {
-                    // The row's TTL removes it later; the next broadcast pays one more 410.
-                    tracing::warn!(%recipient, error = %e, "could not delete a gone connection");
-                }
+                    at_us = epoch_us(), deleted, "connection gone");
                 return Outcome::Gone { attempts: attempt };
             }
             if failure.retryable && attempt < self.backoff.max_attempts {

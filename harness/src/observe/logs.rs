@@ -89,8 +89,8 @@ fn ended(timestamp_ms: i64) -> f64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gone {
     pub recipient: String,
-    /// When the broadcast read the page naming the recipient, and when the 410 came
-    /// (epoch µs; absent from lines of other chats).
+    /// When the broadcast read the page naming the recipient, and when it had handled the
+    /// 410 (deleted the row, or not; epoch µs; absent from lines of other chats).
     pub read_at_us: Option<u64>,
     pub at_us: Option<u64>,
 }
@@ -191,9 +191,9 @@ impl FunctionLogs {
         (all - ids.len()) as u64
     }
 
-    /// 410s to a recipient whose row was read again after it had answered 410: a stale
-    /// row kept and paid for again. A broadcast that read the row before the first 410
-    /// (in flight at the same time) is no repeat. Lines without times count every 410
+    /// 410s to a recipient whose row was read again after its first 410 had been handled:
+    /// a stale row kept and paid for again. A broadcast that read the row before that (in
+    /// flight at the same time) is no repeat. Lines without times count every 410
     /// after the first.
     pub fn gone_repeats(&self) -> u64 {
         let mut repeats = 0;
