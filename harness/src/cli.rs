@@ -102,6 +102,11 @@ pub struct RunArgs {
     /// (it keeps per-second data), 60 from AWS (its resolution for AWS metrics)].
     #[arg(long, value_name = "SECONDS", value_parser = period_flag)]
     pub metrics_period: Option<i32>,
+    /// The least time after the run's end before CloudWatch's data counts as complete: AWS
+    /// answers `Complete` with what has landed so far [default: 3m on AWS, 0 from a local
+    /// stack, which answers `PartialData` while it holds data back].
+    #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
+    pub metrics_delay: Option<std::time::Duration>,
     /// Settings of the embedded local stack (target `local`).
     #[command(flatten)]
     pub local: UpArgs,

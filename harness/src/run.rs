@@ -89,6 +89,7 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
     let reading = Reading {
         settle: args.settle,
         period_s: args.metrics_period,
+        delay: args.metrics_delay,
     };
     let attach = args.endpoint_url.is_some() && args.target.is_none() && plan.target.is_none();
     let (target, stack) = if let Some(name) = &args.stack {
@@ -210,6 +211,8 @@ pub struct Reading {
     pub settle: std::time::Duration,
     /// The CloudWatch period; None picks the source's resolution.
     pub period_s: Option<i32>,
+    /// The least age of data before it counts as complete; None: the source's default.
+    pub delay: Option<std::time::Duration>,
 }
 
 impl Default for Reading {
@@ -217,6 +220,7 @@ impl Default for Reading {
         Reading {
             settle: std::time::Duration::from_secs(600),
             period_s: None,
+            delay: None,
         }
     }
 }
@@ -250,6 +254,11 @@ impl Control {
             resources: d.resources.clone(),
             period_s: reading.period_s.unwrap_or(if local { 1 } else { 60 }),
             settle: reading.settle,
+            // AWS's Lambda metrics land a minute or more late (no SLA); 3 minutes covers
+            // what is documented and observed, and --metrics-delay changes it.
+            delay: reading
+                .delay
+                .unwrap_or(std::time::Duration::from_secs(if local { 0 } else { 180 })),
             poll: std::time::Duration::from_secs(if local { 1 } else { 15 }),
             label,
         };

@@ -204,8 +204,9 @@ fn late_metrics_are_waited_for_and_missing_ones_fail_naming_incomplete_data() {
             s,
         )
     };
-    // Published 3 s late: the run waits, then judges on complete data.
-    let (code, stderr, s) = run_late("3s", &[], "late");
+    // Published 3 s late, and counted as complete 4 s after the run: the run waits, then
+    // judges on complete data.
+    let (code, stderr, s) = run_late("3s", &["--metrics-delay", "4s"], "late");
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("waiting for complete data from CloudWatch"),
@@ -213,7 +214,8 @@ fn late_metrics_are_waited_for_and_missing_ones_fail_naming_incomplete_data() {
     );
     let t = &s["telemetry"];
     assert_eq!(t["incomplete"], serde_json::json!([]), "{t}");
-    assert!(t["waitedS"].as_f64().unwrap() > 1.0, "{t}");
+    assert!(t["waitedS"].as_f64().unwrap() >= 3.0, "{t}");
+    assert!(stderr.contains("(--metrics-delay)"), "{stderr}");
     assert_eq!(
         t["functions"]["SendMessage"]["invocations"],
         s["messages"]["written"]

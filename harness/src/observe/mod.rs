@@ -105,6 +105,10 @@ pub struct Source {
     pub period_s: i32,
     /// How long to wait after the run for complete data.
     pub settle: Duration,
+    /// The least time after the window's end before an answer counts as complete: AWS
+    /// answers `Complete` with what has landed so far, and its Lambda metrics land a minute
+    /// or more late (0 for the local stack, which says `PartialData` while it holds data back).
+    pub delay: Duration,
     /// How often to ask again while waiting.
     pub poll: Duration,
     /// Named in the summary: "CloudWatch at {endpoint}" or "CloudWatch in {region}".
@@ -244,7 +248,10 @@ impl Summary {
         let hits: Vec<&String> = self
             .incomplete
             .iter()
-            .filter(|m| function.is_none_or(|f| m.contains(&format!("function {f} "))))
+            .filter(|m| {
+                m.starts_with(ALL)
+                    || function.is_none_or(|f| m.starts_with(&format!("function {f} ")))
+            })
             .collect();
         (!hits.is_empty()).then(|| {
             let all: Vec<&str> = hits.iter().map(|s| s.as_str()).collect();
@@ -252,6 +259,9 @@ impl Summary {
         })
     }
 }
+
+/// How an `incomplete` entry that concerns every figure begins.
+const ALL: &str = "all figures: ";
 
 /// Reads the window, waiting up to `source.settle` for complete data; `progress` is told
 /// what it waits for.
@@ -285,6 +295,17 @@ pub async fn collect(
         }
         let mut summary = build(source, window, run_start_ms, &queries, &answers, &logs);
         summary.waited_s = began.elapsed().as_secs_f64();
+        let age_ms = now_ms() - window.end_ms;
+        if (age_ms as u128) < source.delay.as_millis() {
+            summary.incomplete.insert(
+                0,
+                format!(
+                    "{ALL}the window ended {:.0} s ago; data counts as complete {:.0} s after it (--metrics-delay)",
+                    age_ms as f64 / 1000.0,
+                    source.delay.as_secs_f64()
+                ),
+            );
+        }
         if summary.incomplete.is_empty() || began.elapsed() >= source.settle {
             return Ok(summary);
         }
