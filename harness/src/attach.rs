@@ -13,6 +13,13 @@ pub async fn endpoints(edge: &str) -> Result<Value, HarnessError> {
     get_json(edge, "/_dynamowave/endpoints").await
 }
 
+/// The stack name and region a running `local up` reports (older ones name neither).
+pub async fn stack(edge: &str) -> Result<(Option<String>, Option<String>), HarnessError> {
+    let e = endpoints(edge).await?;
+    let text = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok((text("stack_name"), text("region")))
+}
+
 /// The stack outputs in what `/_dynamowave/endpoints` answered.
 pub fn outputs(endpoints: &Value) -> std::collections::BTreeMap<String, String> {
     endpoints

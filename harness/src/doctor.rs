@@ -196,13 +196,10 @@ pub async fn doctor(o: Options) -> Result<i32, HarnessError> {
     let endpoint = o.endpoint_url.as_deref();
     let stack_name = match (&o.stack, endpoint) {
         (Some(s), _) => s.clone(),
-        (None, Some(edge)) => {
-            let e = crate::attach::endpoints(edge).await?;
-            e.get("stack_name")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("dynamowave")
-                .to_string()
-        }
+        (None, Some(edge)) => crate::attach::stack(edge)
+            .await?
+            .0
+            .unwrap_or_else(|| "dynamowave".into()),
         (None, None) => {
             return Err(HarnessError::Usage(
                 "doctor checks a stack: give --stack NAME (AWS, or with --endpoint-url a local stack) or --endpoint-url of a `local up` edge".into(),
@@ -254,7 +251,8 @@ pub async fn doctor(o: Options) -> Result<i32, HarnessError> {
             _ => (Vec::new(), false),
         };
         for f in functions {
-            let physical = physical_name(&d, f);
+            // Outputs hold the resources under our template's names too (deployed::resolve).
+            let physical = crate::chaos::timeline::physical_name(&d.outputs, f);
             let got = clients
                 .lambda
                 .get_function_configuration()
@@ -316,19 +314,6 @@ pub async fn doctor(o: Options) -> Result<i32, HarnessError> {
         println!("    {action:<40} {why}");
     }
     Ok(finish(&problems))
-}
-
-fn physical_name(d: &Deployed, name: &str) -> String {
-    [
-        format!("{name}FunctionName"),
-        format!("{name}Name"),
-        name.to_string(),
-    ]
-    .iter()
-    .find_map(|k| d.outputs.get(k))
-    .cloned()
-    .or_else(|| d.resources.functions.get(name).cloned())
-    .unwrap_or_else(|| name.to_string())
 }
 
 fn mask(key: &str) -> String {

@@ -110,14 +110,9 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
         // A stack started elsewhere with `local up`: its edge names the stack, which is
         // then found as any deployed one is.
         let edge = args.endpoint_url.clone().expect("checked above");
-        let e = crate::attach::endpoints(&edge).await?;
-        let text = |k: &str| {
-            e.get(k)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_string)
-        };
-        let name = text("stack_name").unwrap_or_else(|| args.local.stack_name.clone());
-        let region = text("region").unwrap_or_else(|| args.local.region.clone());
+        let (name, region) = crate::attach::stack(&edge).await?;
+        let name = name.unwrap_or_else(|| args.local.stack_name.clone());
+        let region = region.unwrap_or_else(|| args.local.region.clone());
         let d = crate::deployed::resolve(
             &name,
             &region,

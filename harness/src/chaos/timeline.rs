@@ -70,6 +70,20 @@ struct State {
 /// A message to the engine: make this share of the live clients vanish.
 pub type DropRequest = f64;
 
+/// A function's physical name from the stack's outputs (`{name}FunctionName`,
+/// `{name}Name`, or an output named `name`), else `name` itself.
+pub fn physical_name(outputs: &BTreeMap<String, String>, name: &str) -> String {
+    [
+        format!("{name}FunctionName"),
+        format!("{name}Name"),
+        name.to_string(),
+    ]
+    .iter()
+    .find_map(|k| outputs.get(k))
+    .cloned()
+    .unwrap_or_else(|| name.to_string())
+}
+
 impl Chaos {
     /// Resolves every function a step names before the run starts, so a typo fails fast.
     pub async fn prepare(
@@ -153,15 +167,7 @@ impl Chaos {
     }
 
     fn function(&self, name: &str) -> String {
-        [
-            format!("{name}FunctionName"),
-            format!("{name}Name"),
-            name.to_string(),
-        ]
-        .iter()
-        .find_map(|k| self.outputs.get(k))
-        .cloned()
-        .unwrap_or_else(|| name.to_string())
+        physical_name(&self.outputs, name)
     }
 
     fn output(&self, key: &str) -> Result<String, HarnessError> {

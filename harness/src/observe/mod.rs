@@ -382,28 +382,24 @@ fn build(
     let mut functions = BTreeMap::new();
     for (i, (name, physical)) in source.resources.functions.iter().enumerate() {
         let series = |metric: &str, stat: &str| get("f", i, metric, stat);
-        for (metric, field) in [
-            ("Invocations", 0),
-            ("Errors", 1),
-            ("Throttles", 2),
-            ("ConcurrentExecutions", 3),
-        ] {
-            let stat = if field == 3 { "Maximum" } else { "Sum" };
+        type Set = fn(&mut FunctionSample, u64);
+        let per_period: [(&str, &str, Set); 4] = [
+            ("Invocations", "Sum", |f, v| f.invocations += v),
+            ("Errors", "Sum", |f, v| f.errors += v),
+            ("Throttles", "Sum", |f, v| f.throttles += v),
+            ("ConcurrentExecutions", "Maximum", |f, v| {
+                f.concurrency = f.concurrency.max(v)
+            }),
+        ];
+        for (metric, stat, set) in per_period {
             for (t, v) in series(metric, stat) {
-                let Some(s) = samples.get_mut(&bucket(*t as f64)) else {
-                    continue;
-                };
-                let f = s.functions.entry(name.clone()).or_default();
-                let v = *v as u64;
-                match field {
-                    0 => f.invocations += v,
-                    1 => f.errors += v,
-                    2 => f.throttles += v,
-                    _ => f.concurrency = f.concurrency.max(v),
+                if let Some(s) = samples.get_mut(&bucket(*t as f64)) {
+                    set(s.functions.entry(name.clone()).or_default(), *v as u64);
                 }
             }
         }
-        let log = logs.get(name).cloned().unwrap_or_default();
+        let none = logs::FunctionLogs::default();
+        let log = logs.get(name).unwrap_or(&none);
         for r in log.cold_starts() {
             if let Some(s) = samples.get_mut(&bucket(r.started_ms)) {
                 s.functions.entry(name.clone()).or_default().cold_starts += 1;
@@ -471,19 +467,16 @@ fn build(
         api.integration_errors = sum(a("IntegrationError")) as u64;
         api.execution_errors = sum(a("ExecutionError")) as u64;
         api.integration_latency_p99_ms = max(get("a", 0, "IntegrationLatency", "p99"));
-        for (metric, field) in [
-            ("ClientError", 0),
-            ("IntegrationError", 1),
-            ("ExecutionError", 2),
-        ] {
+        type Slot = fn(&mut Sample) -> &mut u64;
+        let per_period: [(&str, Slot); 3] = [
+            ("ClientError", |s| &mut s.client_errors),
+            ("IntegrationError", |s| &mut s.integration_errors),
+            ("ExecutionError", |s| &mut s.execution_errors),
+        ];
+        for (metric, slot) in per_period {
             for (t, v) in a(metric) {
                 if let Some(s) = samples.get_mut(&bucket(*t as f64)) {
-                    let slot = match field {
-                        0 => &mut s.client_errors,
-                        1 => &mut s.integration_errors,
-                        _ => &mut s.execution_errors,
-                    };
-                    *slot += *v as u64;
+                    *slot(s) += *v as u64;
                 }
             }
         }
