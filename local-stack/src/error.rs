@@ -15,6 +15,9 @@ pub enum LocalError {
     /// A function's release binary is missing.
     #[error("{message}")]
     MissingBinary { message: String },
+    /// A runtime interface client (or interpreter) a function needs is not installed.
+    #[error("{message}")]
+    MissingRuntime { message: String },
     /// DynamoDB Local could not be found or started.
     #[error("DynamoDB Local: {0}")]
     DynamoDbLocal(String),

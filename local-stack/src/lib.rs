@@ -5,6 +5,7 @@ pub mod cloudwatch;
 pub mod dynamodb;
 pub mod edge;
 pub mod error;
+pub mod fis;
 pub mod gateway;
 pub mod lambda;
 pub mod model;
@@ -12,5 +13,6 @@ pub mod sqs;
 pub mod stack;
 pub mod telemetry;
 pub mod template;
+pub mod tls;
 
 pub use error::{LocalError, Result};

@@ -48,8 +48,8 @@ pub struct FunctionSpec {
     /// Physical name: `FunctionName`, else `{stack}-{LogicalId}`.
     pub name: String,
     pub arn: String,
-    /// The release binary to run: `Metadata.BuildProperties.Binary`.
-    pub binary: String,
+    /// What runs: a release binary, or a package folder with its runtime and handler.
+    pub code: Code,
     /// SAM default 3 s.
     pub timeout: Duration,
     /// SAM default 128.
@@ -66,6 +66,77 @@ pub struct FunctionSpec {
     /// `EventInvokeConfig.MaximumEventAgeInSeconds`, AWS default 21600.
     pub max_event_age: Duration,
     pub schedules: Vec<ScheduleSpec>,
+}
+
+/// A function's code as the local stack starts it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Code {
+    /// `Metadata.BuildProperties.Binary` (SAM's rust-cargolambda build): a release binary in
+    /// the stack's binaries folder.
+    Binary(String),
+    /// `CodeUri` (SAM) or `Code` (a local path, as `aws cloudformation package` takes it)
+    /// with `Runtime` and `Handler`. `dir` is as the template wrote it until the stack
+    /// resolves it against the template's folder.
+    Package {
+        runtime: Runtime,
+        dir: std::path::PathBuf,
+        handler: String,
+    },
+}
+
+/// The Lambda runtimes the local stack runs, with the identifier as declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runtime {
+    /// `python3.11` … `python3.14`, through awslambdaric.
+    Python(String),
+    /// `nodejs20.x` … `nodejs24.x`, through aws-lambda-ric.
+    Node(String),
+    /// `provided.al2023` / `provided.al2`: the package's `bootstrap` executable.
+    Provided(String),
+}
+
+impl Runtime {
+    /// Lambda's identifiers this stack accepts.
+    pub const SUPPORTED: &'static [&'static str] = &[
+        "python3.11",
+        "python3.12",
+        "python3.13",
+        "python3.14",
+        "nodejs20.x",
+        "nodejs22.x",
+        "nodejs24.x",
+        "provided.al2023",
+        "provided.al2",
+    ];
+
+    pub fn parse(id: &str) -> Option<Runtime> {
+        if !Self::SUPPORTED.contains(&id) {
+            return None;
+        }
+        Some(if id.starts_with("python") {
+            Runtime::Python(id.to_string())
+        } else if id.starts_with("nodejs") {
+            Runtime::Node(id.to_string())
+        } else {
+            Runtime::Provided(id.to_string())
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Runtime::Python(id) | Runtime::Node(id) | Runtime::Provided(id) => id,
+        }
+    }
+}
+
+impl Code {
+    /// The runtime identifier Lambda would report (`provided.al2023` for a binary).
+    pub fn runtime_id(&self) -> &str {
+        match self {
+            Code::Binary(_) => "provided.al2023",
+            Code::Package { runtime, .. } => runtime.id(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +174,8 @@ pub struct WebSocketApiSpec {
 pub struct RouteSpec {
     pub route_key: String,
     pub function: String,
+    /// A `$default` RouteResponse: the integration's `body` goes back to the client.
+    pub responds: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -74,6 +74,8 @@ pub struct Endpoints {
     /// Logical id -> queue URL.
     pub queues: BTreeMap<String, String>,
     pub outputs: BTreeMap<String, String>,
+    /// The local CA (PEM) behind `wss://` and `https://` on the WebSocket port.
+    pub ca_bundle: String,
 }
 
 pub struct RunningStack {
@@ -139,8 +141,16 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         edge_url: edge_url.clone(),
         websocket_url: ws_base.clone(),
     };
-    let model = crate::template::load(&options.template, &naming, &options.parameter_overrides)?;
-    check_binaries(&model, &options.binaries_dir)?;
+    let mut model =
+        crate::template::load(&options.template, &naming, &options.parameter_overrides)?;
+    resolve_code_dirs(&mut model, &options.template);
+    crate::lambda::runtimes::check_code(model.functions.values(), &options.binaries_dir)?;
+    let runtimes = crate::lambda::runtimes::Runtimes::find(
+        model.functions.values(),
+        &crate::dynamodb::cache_dir(),
+    )?;
+    let tls = crate::tls::LocalTls::new(&crate::dynamodb::cache_dir().join("local-ca"))?;
+    let ca_bundle = tls.ca_file.display().to_string();
 
     let dynamodb = DynamoDbLocal::start().await?;
     let tables: Vec<_> = model.tables.values().cloned().collect();
@@ -164,6 +174,7 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
     let mut lambda_settings = options.lambda.clone();
     lambda_settings.binaries_dir = options.binaries_dir.clone();
     lambda_settings.edge_url = edge_url.clone();
+    lambda_settings.runtimes = runtimes;
     for (k, v) in [
         ("AWS_ENDPOINT_URL", edge_url.as_str()),
         ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.endpoint.as_str()),
@@ -171,6 +182,9 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         ("AWS_SECRET_ACCESS_KEY", "local"),
         // Structured logs, as template.yaml's LoggingConfig asks of Lambda.
         ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        // The local CA behind https://{domainName}/{stage}, for botocore and Node.
+        ("AWS_CA_BUNDLE", ca_bundle.as_str()),
+        ("NODE_EXTRA_CA_CERTS", ca_bundle.as_str()),
     ] {
         lambda_settings
             .platform_env
@@ -211,13 +225,19 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
     tokio::spawn(sample_queues(edge.clone(), stop.subscribe()));
     let servers = vec![
         serve(edge_listener, edge.router(), stop.subscribe()),
-        serve(
+        // The API's own host serves its @connections too, over TLS or not, as AWS's does.
+        crate::tls::serve_mixed(
             ws_listener,
-            crate::gateway::websocket::router(gateway),
+            crate::gateway::websocket::router(gateway.clone()).merge(
+                crate::gateway::connections::router(gateway)
+                    .layer(axum::middleware::from_fn(crate::edge::require_sigv4)),
+            ),
+            Some(tls),
             stop.subscribe(),
         ),
     ];
-    let endpoints = endpoints(&model, &ws_base, &edge_url, &dynamodb.endpoint);
+    let mut endpoints = endpoints(&model, &ws_base, &edge_url, &dynamodb.endpoint);
+    endpoints.ca_bundle = ca_bundle;
     let _ = edge
         .endpoints
         .set(serde_json::to_value(&endpoints).expect("endpoints serialise"));
@@ -303,24 +323,21 @@ fn serve(
     })
 }
 
-/// Every function's binary must exist before anything starts.
-fn check_binaries(model: &StackModel, dir: &std::path::Path) -> Result<()> {
-    let missing: Vec<String> = model
-        .functions
-        .values()
-        .filter(|f| !dir.join(&f.binary).is_file())
-        .map(|f| format!("{} ({})", f.binary, f.logical_id))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
+/// `CodeUri` / `Code` paths are relative to the template's folder, as SAM reads them.
+fn resolve_code_dirs(model: &mut StackModel, template: &std::path::Path) {
+    let base = template
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    for f in model.functions.values_mut() {
+        if let crate::model::Code::Package { dir, .. } = &mut f.code
+            && dir.is_relative()
+        {
+            let joined = base.join(&*dir);
+            // Absolute, so a function's working directory does not depend on ours.
+            *dir = std::path::absolute(&joined).unwrap_or(joined);
+        }
     }
-    Err(LocalError::MissingBinary {
-        message: format!(
-            "release binaries missing from {}: {}; build them with `cargo build --release -p dynamowave-chat`",
-            dir.display(),
-            missing.join(", ")
-        ),
-    })
 }
 
 fn endpoints(model: &StackModel, ws_base: &str, edge_url: &str, dynamodb: &str) -> Endpoints {
@@ -359,5 +376,6 @@ fn endpoints(model: &StackModel, ws_base: &str, edge_url: &str, dynamodb: &str) 
             .map(|(k, q)| (k.clone(), q.url.clone()))
             .collect(),
         outputs: model.outputs.clone(),
+        ca_bundle: String::new(),
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use dynamowave_local::LocalError;
-use dynamowave_local::model::{FunctionSpec, Naming, Schedule, StackModel, Throttle};
+use dynamowave_local::model::{Code, FunctionSpec, Naming, Schedule, StackModel, Throttle};
 use dynamowave_local::template;
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
@@ -163,7 +163,7 @@ fn reserved_concurrency_follows_parameters() {
 fn broadcast_and_connect_settings() {
     let model = load();
     let broadcast = function(&model, "BroadcastFunction");
-    assert_eq!(broadcast.binary, "broadcast");
+    assert_eq!(broadcast.code, Code::Binary("broadcast".into()));
     assert_eq!(
         broadcast.dead_letter_queue.as_deref(),
         Some("DeadLetterQueue")
@@ -185,7 +185,10 @@ fn broadcast_and_connect_settings() {
     let binaries: Vec<&str> = model
         .functions
         .values()
-        .map(|f| f.binary.as_str())
+        .map(|f| match &f.code {
+            Code::Binary(b) => b.as_str(),
+            other => panic!("{other:?}"),
+        })
         .collect();
     assert_eq!(
         binaries,

@@ -96,7 +96,7 @@ fn get_att_of_an_unknown_attribute_names_it() {
 }
 
 #[test]
-fn a_function_without_a_binary_is_an_error() {
+fn a_function_without_a_binary_or_runtime_is_an_error() {
     let yaml = "Transform: AWS::Serverless-2016-10-31
 Resources:
   Fn:
@@ -104,9 +104,9 @@ Resources:
     Properties: {Timeout: 3}
 ";
     let (at, message) = error(yaml);
-    assert_eq!(at, "Resources.Fn.Metadata.BuildProperties.Binary");
+    assert_eq!(at, "Resources.Fn.Properties.Runtime");
     assert!(
-        message.contains("function Fn has no Metadata.BuildProperties.Binary"),
+        message.contains("function Fn has neither a Runtime nor Metadata.BuildProperties.Binary"),
         "{message}"
     );
 }

@@ -41,6 +41,8 @@ pub struct Edge {
     pub cloudformation: std::sync::OnceLock<crate::cloudformation::CloudFormation>,
     /// What DescribeStackResources lists (set with `cloudformation`).
     pub stack_resources: std::sync::OnceLock<Vec<crate::cloudformation::Resource>>,
+    /// Fault Injection Service: experiments whose Lambda faults the Runtime API applies.
+    pub fis: Arc<crate::fis::FisService>,
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -52,7 +54,21 @@ impl Edge {
         telemetry: Arc<Telemetry>,
         dynamodb_endpoint: String,
     ) -> Arc<Self> {
+        let functions: Vec<(String, String)> = lambda
+            .function_names()
+            .iter()
+            .filter_map(|n| lambda.function(n).ok())
+            .map(|(name, f)| (f.spec().arn, name))
+            .collect();
+        let naming = lambda.naming();
+        let fis = Arc::new(crate::fis::FisService::new(
+            functions.iter().map(|(a, n)| (a.as_str(), n.as_str())),
+            lambda.fis_faults.clone(),
+            &naming.region,
+            &naming.account_id,
+        ));
         Arc::new(Edge {
+            fis,
             lambda,
             gateway,
             sqs,
@@ -68,9 +84,9 @@ impl Edge {
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .merge(crate::lambda::api::router(self.lambda.clone()))
-            .merge(crate::lambda::runtime_api::router(self.lambda.clone()))
             .merge(crate::gateway::connections::router(self.gateway.clone()))
             .merge(crate::gateway::stages::router(self.gateway.clone()))
+            .merge(crate::fis::router(self.fis.clone()))
             .merge(
                 Router::new()
                     .route("/", post(rpc))
@@ -107,10 +123,10 @@ impl Edge {
     }
 }
 
-/// AWS refuses unsigned calls; the Runtime API and our own endpoints need no signature.
-async fn require_sigv4(request: Request, next: Next) -> Response {
+/// AWS refuses unsigned calls; our own endpoints need no signature.
+pub(crate) async fn require_sigv4(request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let exempt = path.starts_with("/.rt/") || path.starts_with("/_dynamowave/");
+    let exempt = path.starts_with("/_dynamowave/");
     let signed = request
         .headers()
         .get("authorization")

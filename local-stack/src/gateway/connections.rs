@@ -93,6 +93,21 @@ async fn post_to(gw: &Gateway, id: &str, body: Bytes) -> Response {
             .filter(|c| !c.closing.load(Ordering::SeqCst))
             .ok_or_else(gone)?;
         gw.telemetry.api(&conn.api_id, |m| m.posts += 1);
+        if gw.settings.post_failure_share > 0.0
+            && rand::random::<f64>() < gw.settings.post_failure_share
+        {
+            gw.telemetry.api(&conn.api_id, |m| m.post_failures += 1);
+            let (code, message) = match gw.settings.post_failure_status {
+                429 => ("LimitExceededException", "Rate exceeded"),
+                503 => ("ServiceUnavailableException", "Service unavailable"),
+                _ => ("InternalServerErrorException", "Internal server error"),
+            };
+            return Err(AwsError::new(
+                gw.settings.post_failure_status,
+                code,
+                format!("{message} (the local stack's post_failure_share)"),
+            ));
+        }
         let frame = match String::from_utf8(body.to_vec()) {
             Ok(text) => Outbound::Text(text),
             Err(e) => Outbound::Binary(e.into_bytes()),

@@ -45,6 +45,12 @@ pub struct GatewaySettings {
     /// that loopback does not have. Default 10 ms: an assumption, so local capacity plans
     /// are not optimistic; set 0 to measure the stack alone.
     pub connections_latency: Duration,
+    /// Share (0–1) of @connections posts that fail with `post_failure_status`, for any
+    /// chat, whatever its code: a local-stack fault (AWS has no such control; like
+    /// LocalStack's chaos settings). Default 0.
+    pub post_failure_share: f64,
+    /// 429, 500 or 503 [U: the status such a failure has on AWS is whatever failed].
+    pub post_failure_status: u16,
 }
 
 impl Default for GatewaySettings {
@@ -62,6 +68,8 @@ impl Default for GatewaySettings {
             integration_timeout: Duration::from_secs(29),
             client_buffer_frames: 1_024,
             connections_latency: Duration::from_millis(10),
+            post_failure_share: 0.0,
+            post_failure_status: 500,
         }
     }
 }

@@ -316,6 +316,30 @@ async fn run(
     }
 }
 
+/// A two-way route's answer to the client: the Lambda proxy response's `body` (decoded when
+/// `isBase64Encoded`), or the whole payload when it is not a proxy response object.
+fn route_response(payload: &[u8]) -> Option<Outbound> {
+    use base64::Engine as _;
+    let value: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
+    match value.as_ref().and_then(|v| v.as_object()) {
+        Some(o) if o.contains_key("statusCode") || o.contains_key("body") => {
+            let body = o.get("body")?.as_str()?;
+            if o.get("isBase64Encoded").and_then(|b| b.as_bool()) == Some(true) {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .ok()?;
+                Some(Outbound::Binary(bytes))
+            } else {
+                Some(Outbound::Text(body.to_string()))
+            }
+        }
+        _ if payload.is_empty() || payload == b"null" => None,
+        _ => Some(Outbound::Text(
+            String::from_utf8_lossy(payload).into_owned(),
+        )),
+    }
+}
+
 /// When the connection goes idle: the later of the last inbound frame and the last frame
 /// sent to it (outbound traffic counts as activity; AWS does not say, serverless-offline
 /// does the same).
@@ -460,6 +484,7 @@ fn on_message(
     );
     let ev = event::message(&ctx, &request_id, body, base64);
     let name = function_name(gw, &api.spec.routes[&route_key].function);
+    let responds = api.spec.routes[&route_key].responds;
     let (gw, conn, api_id) = (gw.clone(), conn.clone(), api.spec.api_id.clone());
     let stage = stage.to_string();
     tokio::spawn(async move {
@@ -470,7 +495,12 @@ fn on_message(
                 Err(_) => (Some("Endpoint request timed out"), 504),
                 Ok(Err(_)) => (Some("Internal server error"), 500),
                 Ok(Ok(r)) if r.function_error.is_some() => (Some("Internal server error"), 502),
-                Ok(Ok(_)) => (None, 200),
+                Ok(Ok(r)) => {
+                    if responds && let Some(frame) = route_response(&r.payload) {
+                        let _ = conn.tx.send(frame).await;
+                    }
+                    (None, 200)
+                }
             };
         integration_metrics(&gw, &api_id, &stage, "MessageCount", started, status);
         if let Some(message) = failure {

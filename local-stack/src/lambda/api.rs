@@ -147,7 +147,7 @@ async fn get_function(State(s): Api, Path(name): Path<String>) -> Response {
     respond(s.function(&name).map(|(name, f)| {
         let mut out = json!({
             "Configuration": configuration(&s, &f),
-            "Code": {"RepositoryType": "Local", "Location": s.settings().binaries_dir.join(f.spec().binary).display().to_string()},
+            "Code": {"RepositoryType": "Local", "Location": code_location(&s.settings().binaries_dir, &f.spec().code)},
         });
         if let Some(n) = s.concurrency.reserved(&name) {
             out["Concurrency"] = json!({"ReservedConcurrentExecutions": n});
@@ -273,8 +273,11 @@ fn configuration(s: &LambdaService, f: &Function) -> Value {
     json!({
         "FunctionName": spec.name,
         "FunctionArn": spec.arn,
-        "Runtime": "provided.al2023",
-        "Handler": "bootstrap",
+        "Runtime": spec.code.runtime_id(),
+        "Handler": match &spec.code {
+            crate::model::Code::Package { handler, .. } if !handler.is_empty() => handler.as_str(),
+            _ => "bootstrap",
+        },
         "Role": format!("arn:aws:iam::{}:role/{}-role", s.naming().account_id, spec.name),
         "Timeout": spec.timeout.as_secs(),
         "MemorySize": spec.memory_mb,
@@ -290,4 +293,12 @@ fn configuration(s: &LambdaService, f: &Function) -> Value {
 
 fn invalid(message: String) -> AwsError {
     AwsError::new(400, "InvalidParameterValueException", message).with_field("Type", "User")
+}
+
+/// Where the function's code is: its release binary or its package folder.
+fn code_location(binaries_dir: &std::path::Path, code: &crate::model::Code) -> String {
+    match code {
+        crate::model::Code::Binary(binary) => binaries_dir.join(binary).display().to_string(),
+        crate::model::Code::Package { dir, .. } => dir.display().to_string(),
+    }
 }

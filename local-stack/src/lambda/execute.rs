@@ -162,7 +162,10 @@ impl LambdaService {
         // stale (retired after use) rather than a new-generation instance with the old config.
         let generation = generation(f);
         let spec = f.spec();
-        let binary = self.settings.binaries_dir.join(&spec.binary);
+        let started = self
+            .settings
+            .runtimes
+            .command(&spec.code, &self.settings.binaries_dir)?;
         let mut env: Vec<(String, String)> = self
             .settings
             .platform_env
@@ -170,7 +173,8 @@ impl LambdaService {
             .chain(spec.environment.iter())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        // Reserved variables Lambda sets itself; a function cannot override them.
+        // Reserved variables Lambda sets itself; a function cannot override them (the
+        // runtime's own, the task root and the Runtime API come with `started`).
         env.extend([
             ("AWS_LAMBDA_FUNCTION_NAME".to_string(), name.to_string()),
             (
@@ -182,23 +186,23 @@ impl LambdaService {
                 "AWS_LAMBDA_LOG_GROUP_NAME".into(),
                 super::logs::group_name(name),
             ),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
             ("AWS_REGION".into(), self.naming.region.clone()),
             ("AWS_DEFAULT_REGION".into(), self.naming.region.clone()),
             ("AWS_EXECUTION_ENV".into(), "AWS_Lambda_rapid".into()),
-            (
-                "LAMBDA_TASK_ROOT".into(),
-                self.settings.binaries_dir.display().to_string(),
-            ),
+            ("LANG".into(), "en_US.UTF-8".into()),
+            ("TZ".into(), ":UTC".into()),
         ]);
         let launch = Launch {
-            binary: &binary,
+            started,
             function: name,
             generation,
             env,
-            runtime_api_base: &self.settings.edge_url,
             sandbox_delay: self.settings.sandbox_startup_delay,
             init_timeout: self.settings.init_timeout,
             region: &self.naming.region,
+            runtime: spec.code.runtime_id(),
+            faults: self.fis_faults.clone(),
         };
         let (instance, init) = Instance::start(launch, &self.registry, &self.logs).await?;
         self.telemetry.function(name, |m| {

@@ -1,9 +1,8 @@
-//! One Lambda instance: a child process of the function's release binary, talking to us over
-//! the Runtime API at its own path prefix (`/.rt/{function}/{instance}`), so every event goes
-//! to exactly the instance we chose.
+//! One Lambda instance: a child process (a release binary, a runtime interface client with
+//! the function's package, or a `bootstrap`), talking to us over a Runtime API of its own
+//! (`runtime_api::serve`), so every event goes to exactly the instance we chose.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -65,6 +64,10 @@ pub struct Instance {
     exit_tx: watch::Sender<Option<String>>,
     kill: Arc<Notify>,
     last_used: Mutex<Instant>,
+    /// FIS faults in effect, drawn per event by the Runtime API.
+    pub faults: Arc<crate::fis::Faults>,
+    /// Answers FIS replaces once the function has answered (faults without preventExecution).
+    replacements: Mutex<HashMap<String, crate::fis::faults::Replacement>>,
 }
 
 /// Instances by id, for the Runtime API to find.
@@ -105,29 +108,39 @@ impl Registry {
 
 /// How to start one instance.
 pub struct Launch<'a> {
-    pub binary: &'a Path,
+    pub started: super::runtimes::Started,
     pub function: &'a str,
     pub generation: u64,
     pub env: Vec<(String, String)>,
-    /// `http://127.0.0.1:PORT` of the edge that serves the Runtime API.
-    pub runtime_api_base: &'a str,
     pub sandbox_delay: Duration,
     pub init_timeout: Duration,
     /// For the runtime version ARN in INIT_START.
     pub region: &'a str,
+    /// The declared runtime, e.g. `python3.12`.
+    pub runtime: &'a str,
+    pub faults: Arc<crate::fis::Faults>,
 }
 
-/// The runtime Lambda would report for `provided.al2023` [U: instances are native
-/// processes, so the version is a fixed label, not a managed runtime's].
-const RUNTIME_VERSION: &str = "provided:al2023.v100";
+/// The runtime version Lambda would report, e.g. `python:3.12.v100` for `python3.12`
+/// [U: a fixed label; the process runs on this machine's interpreter, not a managed
+/// runtime's release].
+fn runtime_version(runtime: &str) -> String {
+    let (family, version) = match runtime.find(|c: char| c.is_ascii_digit() || c == '.') {
+        Some(i) => runtime.split_at(i),
+        None => (runtime, ""),
+    };
+    let version = version.trim_start_matches('.').trim_end_matches(".x");
+    format!("{family}:{version}.v100")
+}
 
 /// `INIT_START Runtime Version: …\tRuntime Version ARN: …`, once per instance.
-fn init_start_line(region: &str) -> String {
+fn init_start_line(region: &str, runtime: &str) -> String {
     use md5::{Digest, Md5};
+    let version = runtime_version(runtime);
     // A stable 64-hex-digit id, the length of AWS's runtime hashes.
-    let hash = hex::encode(Md5::digest(RUNTIME_VERSION.as_bytes())).repeat(2);
+    let hash = hex::encode(Md5::digest(version.as_bytes())).repeat(2);
     format!(
-        "INIT_START Runtime Version: {RUNTIME_VERSION}\tRuntime Version ARN: arn:aws:lambda:{region}::runtime:{hash}"
+        "INIT_START Runtime Version: {version}\tRuntime Version ARN: arn:aws:lambda:{region}::runtime:{hash}"
     )
 }
 
@@ -156,15 +169,22 @@ impl Instance {
             exit_tx: watch::channel(None).0,
             kill: Arc::new(Notify::new()),
             last_used: Mutex::new(Instant::now()),
+            faults: launch.faults.clone(),
+            replacements: Mutex::default(),
         });
         // Registered before the process exists, so its first poll always finds it.
         registry.insert(instance.clone());
         logs.append(
             launch.function,
             &instance.log_stream,
-            init_start_line(launch.region),
+            init_start_line(launch.region, launch.runtime),
         );
-        if let Err(e) = instance.spawn(&launch, logs) {
+        let spawned = match super::runtime_api::serve(instance.clone()).await {
+            Ok(api) => instance.spawn(&launch, &api, logs),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = spawned {
+            instance.exit_tx.send_replace(Some(e.clone()));
             registry.remove(&instance.id);
             return Err(e);
         }
@@ -175,20 +195,26 @@ impl Instance {
         Ok((instance, started.elapsed()))
     }
 
-    fn spawn(&self, launch: &Launch<'_>, logs: &Arc<LogStore>) -> Result<(), String> {
-        let mut cmd = Command::new(launch.binary);
-        cmd.env_clear();
+    fn spawn(
+        &self,
+        launch: &Launch<'_>,
+        runtime_api: &str,
+        logs: &Arc<LogStore>,
+    ) -> Result<(), String> {
+        let started = &launch.started;
+        let mut cmd = Command::new(&started.program);
+        cmd.args(&started.args)
+            .current_dir(&started.task_root)
+            .env_clear();
         if let Ok(path) = std::env::var("PATH") {
             cmd.env("PATH", path);
         }
         cmd.envs(launch.env.iter().map(|(k, v)| (k, v)))
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!(
-                    "{}/.rt/{}/{}",
-                    launch.runtime_api_base, launch.function, self.id
-                ),
-            )
+            .envs(started.env.iter().map(|(k, v)| (k, v)))
+            // Reserved variables Lambda sets per environment; a function cannot override them.
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+            .env("LAMBDA_TASK_ROOT", &started.task_root)
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", &self.log_stream)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -196,7 +222,7 @@ impl Instance {
         die_with_parent(&mut cmd);
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("could not start {}: {e}", launch.binary.display()))?;
+            .map_err(|e| format!("could not start {}: {e}", started.program.display()))?;
         if let Some(pid) = child.id() {
             let _ = self.pid.set(pid);
         }
@@ -326,9 +352,30 @@ impl Instance {
         }
     }
 
+    /// Has the function's own answer to `request_id` replaced by `r` when it comes.
+    pub fn replace_answer(&self, request_id: &str, r: crate::fis::faults::Replacement) {
+        self.replacements
+            .lock()
+            .expect("replacements lock")
+            .insert(request_id.to_string(), r);
+    }
+
+    /// The answer FIS put in place of the function's, if any (taken once).
+    pub fn take_replacement(&self, request_id: &str) -> Option<crate::fis::faults::Replacement> {
+        self.replacements
+            .lock()
+            .expect("replacements lock")
+            .remove(request_id)
+    }
+
     /// The Runtime API's `init/error`.
     pub fn init_failed(&self, message: String) {
         self.init.send_replace(InitState::Failed(message));
+    }
+
+    /// Changes to `Some(status)` when the process has exited.
+    pub fn exited(&self) -> watch::Receiver<Option<String>> {
+        self.exit_tx.subscribe()
     }
 
     pub fn is_alive(&self) -> bool {

@@ -1,5 +1,5 @@
-//! The Lambda service: functions from the template run as processes of their release
-//! binaries over the Runtime API, with cold starts, warm reuse, idle reaping, timeouts,
+//! The Lambda service: functions from the template run as processes (release binaries,
+//! Python and Node through AWS's runtime interface clients, `bootstrap`s) over the Runtime API, with cold starts, warm reuse, idle reaping, timeouts,
 //! crashes, account and reserved concurrency, async invocation with retries and a DLQ,
 //! and schedules.
 
@@ -11,6 +11,7 @@ pub mod instance;
 pub mod logs;
 mod logs_read;
 pub mod runtime_api;
+pub mod runtimes;
 mod schedule;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +32,7 @@ use instance::{Instance, Registry};
 use logs::LogStore;
 
 pub use execute::InvokeResult;
+pub(crate) use execute::epoch_ms;
 
 /// Timings and limits of the emulated service. Defaults are AWS's documented values,
 /// except where loopback has nothing to emulate (noted per field).
@@ -57,8 +59,10 @@ pub struct LambdaSettings {
     pub throttle_requeue_max: Duration,
     /// Where the functions' release binaries are.
     pub binaries_dir: PathBuf,
-    /// `http://127.0.0.1:PORT` of the edge (Runtime API and every AWS API).
+    /// `http://127.0.0.1:PORT` of the edge (every AWS API).
     pub edge_url: String,
+    /// The runtime interface clients found for the functions (`runtimes::Runtimes::find`).
+    pub runtimes: runtimes::Runtimes,
     /// Environment every instance gets under its own (endpoints, credentials, region).
     pub platform_env: BTreeMap<String, String>,
 }
@@ -76,6 +80,7 @@ impl Default for LambdaSettings {
             throttle_requeue_max: Duration::from_secs(300),
             binaries_dir: PathBuf::from("target/release"),
             edge_url: String::new(),
+            runtimes: runtimes::Runtimes::default(),
             platform_env: BTreeMap::new(),
         }
     }
@@ -117,6 +122,8 @@ pub struct LambdaService {
     telemetry: Arc<Telemetry>,
     dead_letters: Arc<dyn DeadLetterSink>,
     shutdown: watch::Sender<bool>,
+    /// FIS faults in effect; the stack's FIS service adds and ends them.
+    pub fis_faults: Arc<crate::fis::Faults>,
 }
 
 impl LambdaService {
@@ -158,6 +165,7 @@ impl LambdaService {
             telemetry,
             dead_letters,
             shutdown: watch::channel(false).0,
+            fis_faults: Arc::default(),
         });
         for (name, rx) in receivers {
             tokio::spawn(asyncq::dispatch(service.clone(), name, rx));

@@ -21,6 +21,7 @@ pub(super) struct Pending {
     pub routes: Vec<(String, Option<Value>)>,
     pub integrations: BTreeMap<String, Option<Value>>,
     pub stages: Vec<(String, Option<Value>)>,
+    pub route_responses: Vec<(String, Option<Value>)>,
 }
 
 pub(super) fn api(
@@ -54,6 +55,21 @@ pub(super) fn attach(
         let p = Props::new(props.as_ref(), format!("Resources.{id}.Properties"))?;
         let api = api_for(apis, &p)?;
         let route_key = p.required("RouteKey")?;
+        match p.string("AuthorizationType")?.as_deref() {
+            None | Some("NONE") => {}
+            Some("AWS_IAM") => tracing::warn!(
+                route = %id,
+                "AuthorizationType AWS_IAM is not checked by the local stack; every connection is allowed"
+            ),
+            Some(other) => {
+                return Err(err(
+                    &p.path("AuthorizationType"),
+                    format!(
+                        "route {id}: AuthorizationType {other} needs an authorizer, which the local stack does not run (use NONE locally)"
+                    ),
+                ));
+            }
+        }
         let function = route_function(eval, &p, &api.api_id, &pending.integrations)?;
         if api.routes.contains_key(&route_key) {
             return Err(err(
@@ -64,8 +80,41 @@ pub(super) fn attach(
         let spec = RouteSpec {
             route_key: route_key.clone(),
             function,
+            responds: false,
         };
         api.routes.insert(route_key, spec);
+    }
+    for (id, props) in &pending.route_responses {
+        let p = Props::new(props.as_ref(), format!("Resources.{id}.Properties"))?;
+        let route_id = p.required("RouteId")?;
+        let key = p.required("RouteResponseKey")?;
+        if key != "$default" {
+            return Err(err(
+                &p.path("RouteResponseKey"),
+                format!("WebSocket routes take only the $default route response, found {key}"),
+            ));
+        }
+        let mut found = false;
+        for (route, route_props) in &pending.routes {
+            if eval.resource_ref(route, &p.at)? != route_id {
+                continue;
+            }
+            let rp = Props::new(
+                route_props.as_ref(),
+                format!("Resources.{route}.Properties"),
+            )?;
+            let api = api_for(apis, &rp)?;
+            if let Some(r) = api.routes.get_mut(&rp.required("RouteKey")?) {
+                r.responds = true;
+                found = true;
+            }
+        }
+        if !found {
+            return Err(err(
+                &p.path("RouteId"),
+                format!("RouteId {route_id} is not a route of this template"),
+            ));
+        }
     }
     for (id, props) in &pending.stages {
         let p = Props::new(props.as_ref(), format!("Resources.{id}.Properties"))?;

@@ -10,7 +10,7 @@ use super::intrinsics::{Eval, err};
 use super::physical::{FUNCTION, LAMBDA, QUEUE};
 use super::props::{Props, text};
 use crate::error::{LocalError, Result};
-use crate::model::{FunctionSpec, Schedule, ScheduleSpec};
+use crate::model::{Code, FunctionSpec, Runtime, Schedule, ScheduleSpec};
 
 /// SAM's Globals merge: mappings merge key by key, lists concatenate (globals first),
 /// anything else is the function's own value.
@@ -35,15 +35,29 @@ pub(super) fn merge_globals(globals: &Value, local: Value) -> Value {
     }
 }
 
+/// Which resource type declared the function: their property names differ.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Kind {
+    /// `AWS::Serverless::Function`
+    Sam,
+    /// `AWS::Lambda::Function`
+    Lambda,
+}
+
 pub(super) fn function(
     eval: &Eval,
     id: &str,
+    kind: Kind,
     props: Option<&Value>,
     metadata: Option<&Value>,
 ) -> Result<FunctionSpec> {
     let at = format!("Resources.{id}.Properties");
     let p = Props::new(props, &at)?;
     let invoke = p.child("EventInvokeConfig")?;
+    let dead_letter = match kind {
+        Kind::Sam => dead_letter_queue(eval, &p.child("DeadLetterQueue")?)?,
+        Kind::Lambda => lambda_dead_letter(eval, &p.child("DeadLetterConfig")?)?,
+    };
     let (timeout, memory) = (
         p.uint("Timeout", 1..=900)?,
         p.uint("MemorySize", 128..=10240)?,
@@ -53,13 +67,13 @@ pub(super) fn function(
         logical_id: id.to_string(),
         name: eval.resource_ref(id, &at)?,
         arn: eval.attribute_text(id, "Arn", &at)?,
-        binary: binary(id, metadata)?,
-        // SAM's defaults when neither the function nor Globals sets them.
+        code: code(id, kind, &p, metadata)?,
+        // SAM's (and Lambda's) defaults when neither the function nor Globals sets them.
         timeout: Duration::from_secs(timeout.unwrap_or(3)),
         memory_mb: u32::try_from(memory.unwrap_or(128)).unwrap_or(128),
         environment: environment(&p.child("Environment")?.child("Variables")?)?,
         reserved_concurrency: reserved.and_then(|r| u32::try_from(r).ok()),
-        dead_letter_queue: dead_letter_queue(eval, &p.child("DeadLetterQueue")?)?,
+        dead_letter_queue: dead_letter,
         on_failure_queue: on_failure(eval, &invoke)?,
         // Lambda's asynchronous-invocation defaults and limits.
         max_retry_attempts: invoke.uint("MaximumRetryAttempts", 0..=2)?.unwrap_or(2) as u32,
@@ -72,27 +86,148 @@ pub(super) fn function(
     })
 }
 
-/// The release binary is not in CloudFormation's view of the function; SAM's
-/// rust-cargolambda build names it in Metadata, read literally (Metadata is not evaluated).
-fn binary(id: &str, metadata: Option<&Value>) -> Result<String> {
-    let at = format!("Resources.{id}.Metadata.BuildProperties.Binary");
+/// What the function runs. A release binary named in Metadata (SAM's rust-cargolambda
+/// build; Metadata is read literally, not evaluated) wins; otherwise the code folder
+/// (`CodeUri`, or `Code` as a local path) with `Runtime` and `Handler`, as Lambda reads them.
+fn code(id: &str, kind: Kind, p: &Props, metadata: Option<&Value>) -> Result<Code> {
+    let binary_at = format!("Resources.{id}.Metadata.BuildProperties.Binary");
     match metadata
         .and_then(|m| m.get("BuildProperties"))
         .and_then(|b| b.get("Binary"))
     {
-        Some(Value::String(binary)) if !binary.is_empty() => Ok(binary.clone()),
-        Some(_) => Err(err(
-            &at,
-            format!("function {id}: Binary must be a non-empty string"),
-        )),
-        None => Err(err(
-            &at,
-            format!(
-                "function {id} has no Metadata.BuildProperties.Binary, so the local stack \
-                 cannot tell which release binary to run"
-            ),
-        )),
+        Some(Value::String(binary)) if !binary.is_empty() => {
+            return Ok(Code::Binary(binary.clone()));
+        }
+        Some(_) => {
+            return Err(err(
+                &binary_at,
+                format!("function {id}: Binary must be a non-empty string"),
+            ));
+        }
+        None => {}
     }
+    if let Some(ty) = p.string("PackageType")?
+        && ty != "Zip"
+    {
+        return Err(err(
+            &p.path("PackageType"),
+            format!(
+                "function {id}: PackageType {ty} cannot run on the local stack (only Zip packages: a code folder and a Runtime)"
+            ),
+        ));
+    }
+    let runtime_id = p.string("Runtime")?.ok_or_else(|| {
+        err(
+            &p.path("Runtime"),
+            format!(
+                "function {id} has neither a Runtime nor Metadata.BuildProperties.Binary, so \
+                 the local stack cannot tell how to run it"
+            ),
+        )
+    })?;
+    let runtime = Runtime::parse(&runtime_id).ok_or_else(|| {
+        err(
+            &p.path("Runtime"),
+            format!(
+                "function {id}: runtime {runtime_id} is not one the local stack runs ({})",
+                Runtime::SUPPORTED.join(", ")
+            ),
+        )
+    })?;
+    let key = match kind {
+        Kind::Sam => "CodeUri",
+        Kind::Lambda => "Code",
+    };
+    if kind == Kind::Sam && p.get("InlineCode").is_some() {
+        return Err(err(
+            &p.path("InlineCode"),
+            format!(
+                "function {id}: InlineCode is not run by the local stack; put the code in a folder and set CodeUri"
+            ),
+        ));
+    }
+    let dir = match p.get(key) {
+        Some(Value::String(dir)) if !dir.is_empty() => dir.clone(),
+        Some(Value::Mapping(_)) => {
+            return Err(err(
+                &p.path(key),
+                format!(
+                    "function {id}: {key} names packaged code (S3, an image or inline ZipFile); \
+                     the local stack runs a local folder: set {key} to the code's path"
+                ),
+            ));
+        }
+        Some(other) => {
+            return Err(err(
+                &p.path(key),
+                format!(
+                    "function {id}: {key} must be a folder path, found {}",
+                    super::props::describe(other)
+                ),
+            ));
+        }
+        None => {
+            return Err(err(
+                &p.path(key),
+                format!("function {id} needs {key}, the folder of its code"),
+            ));
+        }
+    };
+    let handler = match (p.string("Handler")?, &runtime) {
+        (Some(h), _) => h,
+        // OS-only runtimes run `bootstrap`; Handler is only passed on as _HANDLER.
+        (None, Runtime::Provided(_)) => String::new(),
+        (None, _) => {
+            return Err(err(
+                &p.path("Handler"),
+                format!("function {id}: runtime {runtime_id} needs a Handler (file.function)"),
+            ));
+        }
+    };
+    if !matches!(runtime, Runtime::Provided(_)) {
+        check_handler(&handler, &p.path("Handler"))?;
+    }
+    Ok(Code::Package {
+        runtime,
+        dir: dir.into(),
+        handler,
+    })
+}
+
+/// `module.function`, the module a file path without its extension (`app.lambda_handler`,
+/// `src/index.handler`); the runtime itself reports a module it cannot import.
+fn check_handler(handler: &str, at: &str) -> Result<()> {
+    let ok = handler.rsplit_once('.').is_some_and(|(module, function)| {
+        !module.is_empty()
+            && !function.is_empty()
+            && !module.ends_with('/')
+            && !function.contains('/')
+            && !module.starts_with('/')
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            at,
+            format!(
+                "Handler {handler:?} is not file.function (e.g. app.lambda_handler, src/index.handler)"
+            ),
+        ))
+    }
+}
+
+/// `AWS::Lambda::Function`'s `DeadLetterConfig.TargetArn`: an SQS queue of this template.
+fn lambda_dead_letter(eval: &Eval, dlq: &Props) -> Result<Option<String>> {
+    let Some(arn) = dlq.string("TargetArn")? else {
+        return Ok(None);
+    };
+    if arn.starts_with("arn:aws:sns:") {
+        return Err(err(
+            &dlq.path("TargetArn"),
+            "an SNS dead-letter target is not supported by the local stack (use SQS)",
+        ));
+    }
+    queue_by_arn(eval, &arn, &dlq.path("TargetArn")).map(Some)
 }
 
 /// Lambda environment values are strings: numbers and booleans become their text.

@@ -20,7 +20,9 @@ use std::path::Path;
 use yaml_serde::{Mapping, Value};
 
 use self::intrinsics::{Declared, Eval, err};
-use self::physical::{API, FUNCTION, INTEGRATION, QUEUE, ROUTE, STAGE, TABLE};
+use self::physical::{
+    API, FUNCTION, INTEGRATION, LAMBDA, QUEUE, ROUTE, ROUTE_RESPONSE, STAGE, TABLE,
+};
 use self::props::{Props, text};
 use crate::error::{LocalError, Result};
 use crate::model::{Naming, StackModel};
@@ -261,8 +263,13 @@ fn model_resource(
 ) -> Result<()> {
     let key = id.to_string();
     match decl.ty.as_str() {
-        FUNCTION => {
-            let spec = functions::function(eval, id, props.as_ref(), decl.metadata)?;
+        FUNCTION | LAMBDA => {
+            let kind = if decl.ty == FUNCTION {
+                functions::Kind::Sam
+            } else {
+                functions::Kind::Lambda
+            };
+            let spec = functions::function(eval, id, kind, props.as_ref(), decl.metadata)?;
             model.functions.insert(key, spec);
         }
         TABLE => {
@@ -285,6 +292,7 @@ fn model_resource(
             pending.integrations.insert(key, props);
         }
         STAGE => pending.stages.push((key, props)),
+        ROUTE_RESPONSE => pending.route_responses.push((key, props)),
         ty if ty.starts_with("AWS::Serverless::") => {
             tracing::warn!(
                 resource = id,

@@ -20,6 +20,7 @@ pub(super) const ROUTE: &str = "AWS::ApiGatewayV2::Route";
 pub(super) const INTEGRATION: &str = "AWS::ApiGatewayV2::Integration";
 pub(super) const STAGE: &str = "AWS::ApiGatewayV2::Stage";
 pub(super) const DEPLOYMENT: &str = "AWS::ApiGatewayV2::Deployment";
+pub(super) const ROUTE_RESPONSE: &str = "AWS::ApiGatewayV2::RouteResponse";
 
 /// Hex MD5 of the parts: stable across runs, platforms and Rust releases.
 pub(super) fn hex_digest(parts: &[&str]) -> String {
