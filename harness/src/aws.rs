@@ -10,6 +10,8 @@ pub struct Clients {
     pub apigw: aws_sdk_apigatewayv2::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Fault Injection Service: the `aws:lambda:*` chaos actions.
+    pub fis: aws_sdk_fis::Client,
     /// @connections: at the endpoint when one is given, else AWS's (set per API: see
     /// [`Clients::connections`]).
     pub config: aws_config::SdkConfig,
@@ -66,6 +68,7 @@ pub async fn clients(endpoint: Option<&str>, region: &str) -> Clients {
         apigw: aws_sdk_apigatewayv2::Client::new(&config),
         logs: aws_sdk_cloudwatchlogs::Client::new(&config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+        fis: aws_sdk_fis::Client::new(&config),
         config,
     }
 }

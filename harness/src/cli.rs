@@ -337,6 +337,12 @@ pub struct UpArgs {
     /// Simulated latency of each @connections call, in ms.
     #[arg(long, default_value_t = 10)]
     pub connections_latency_ms: u64,
+    /// Share (0–1) of @connections posts that fail, for any chat (a local-stack fault).
+    #[arg(long, default_value_t = 0.0, value_parser = share_flag)]
+    pub post_failure_share: f64,
+    /// The status those posts fail with: 429, 500 or 503.
+    #[arg(long, default_value_t = 500, value_parser = status_flag)]
+    pub post_failure_status: u16,
     /// WebSocket idle timeout in seconds (AWS: 600).
     #[arg(long, default_value_t = 600)]
     pub idle_timeout_secs: u64,
@@ -393,5 +399,21 @@ pub async fn run(cli: Cli) -> Result<i32, HarnessError> {
         Command::BenchEchoServer => crate::bench::floor::echo_server().await,
         Command::Local(LocalCommand::Up(args)) => crate::local::up(args).await,
         Command::Dlq(DlqCommand::Replay(args)) => crate::replay::command(args).await,
+    }
+}
+
+/// A share from 0 to 1.
+fn share_flag(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{text:?} is not a share from 0 to 1")),
+    }
+}
+
+/// A status @connections posts may fail with.
+fn status_flag(text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(v @ (429 | 500 | 503)) => Ok(v),
+        _ => Err(format!("{text:?} is not 429, 500 or 503")),
     }
 }

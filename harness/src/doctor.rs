@@ -50,6 +50,13 @@ pub const ALL_ACTIONS: &[&str] = &[
     "apigateway:PATCH",
     "apigateway:DELETE",
     "execute-api:ManageConnections",
+    "fis:CreateExperimentTemplate",
+    "fis:StartExperiment",
+    "fis:GetExperiment",
+    "fis:StopExperiment",
+    "fis:DeleteExperimentTemplate",
+    "fis:TagResource",
+    "iam:PassRole",
 ];
 
 /// The permissions a run of `plan` needs, each with why.
@@ -146,12 +153,76 @@ pub fn permissions(
                 ("execute-api:ManageConnections", "delivering them again"),
             ],
             Action::DropClients { .. } => &[],
+            Action::Fis { .. } => &[
+                ("lambda:GetFunctionConfiguration", "the functions' ARNs"),
+                ("fis:CreateExperimentTemplate", "the experiment template"),
+                ("fis:TagResource", "tagging it dynamowave"),
+                ("iam:PassRole", "handing FIS its role (role_arn)"),
+                ("fis:StartExperiment", "starting it at `at`"),
+                ("fis:GetExperiment", "its state when the window ends"),
+                ("fis:StopExperiment", "stopping it"),
+                ("fis:DeleteExperimentTemplate", "deleting what was made"),
+            ],
         };
         out.extend(needs.iter().map(|(a, w)| (*a, why(w))));
     }
     let mut seen = BTreeSet::new();
     out.retain(|(a, _)| seen.insert(*a));
     out
+}
+
+/// Whether FIS's Lambda actions reach `function`. On AWS they need the FIS extension (its
+/// layer, `AWS_LAMBDA_EXEC_WRAPPER=/opt/aws-fis/bootstrap`, `AWS_FIS_CONFIGURATION_LOCATION`)
+/// and FIS's documented setup does not cover OS-only runtimes (`provided.*`, where wrapper
+/// scripts do not run); the local stack applies them at its Runtime API for every runtime.
+async fn fis_readiness(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    local: bool,
+) -> Result<String, String> {
+    let c = lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| format!("not there: {}", crate::aws::describe(&e)))?;
+    let runtime = c
+        .runtime()
+        .map(|r| r.as_str().to_string())
+        .unwrap_or_default();
+    if local {
+        return Ok(format!(
+            "{runtime}: the local stack applies FIS faults at its Runtime API (every runtime)"
+        ));
+    }
+    let vars = c.environment().and_then(|e| e.variables());
+    let var = |k: &str| vars.and_then(|v| v.get(k)).map(String::as_str);
+    let wrapper = var("AWS_LAMBDA_EXEC_WRAPPER") == Some("/opt/aws-fis/bootstrap");
+    let config = var("AWS_FIS_CONFIGURATION_LOCATION").is_some();
+    let layer = c
+        .layers()
+        .iter()
+        .any(|l| l.arn().is_some_and(|a| a.contains("aws-fis-extension")));
+    if runtime.starts_with("provided") {
+        let own = vars.is_some_and(|v| v.contains_key(FAULT_LAYER_MARKER));
+        return Err(format!(
+            "{runtime} is an OS-only runtime, which FIS's documented Lambda setup does not cover (wrapper scripts do not run there){}",
+            if own {
+                "; it carries the reference fault layer: use the lambda-* actions instead"
+            } else {
+                ""
+            }
+        ));
+    }
+    match (layer, wrapper, config) {
+        (true, true, true) => Ok(format!("{runtime}: the FIS extension is configured")),
+        _ => Err(format!(
+            "{runtime}: the FIS extension is not configured (layer {}, AWS_LAMBDA_EXEC_WRAPPER=/opt/aws-fis/bootstrap {}, AWS_FIS_CONFIGURATION_LOCATION {})",
+            if layer { "yes" } else { "missing" },
+            if wrapper { "yes" } else { "missing" },
+            if config { "yes" } else { "missing" }
+        )),
+    }
 }
 
 /// Where a metric's data comes from, and when it is complete.
@@ -245,6 +316,21 @@ pub async fn doctor(o: Options) -> Result<i32, HarnessError> {
     for step in &plan.chaos {
         let (functions, needs_layer): (Vec<&String>, bool) = match &step.action {
             Action::Fault { functions, .. } => (functions.iter().collect(), true),
+            Action::Fis { functions, .. } => {
+                for f in functions {
+                    let physical = crate::chaos::timeline::physical_name(&d.outputs, f);
+                    let local = endpoint.is_some_and(crate::aws::is_loopback);
+                    match fis_readiness(&clients.lambda, &physical, local).await {
+                        Ok(line) => println!("  chaos {} on {f}: {line}", step.name),
+                        Err(problem) => problems.push(format!(
+                            "chaos {} at {:.0}s on function {f} ({physical}): {problem}",
+                            step.name,
+                            step.at.as_secs_f64()
+                        )),
+                    }
+                }
+                (Vec::new(), false)
+            }
             Action::ThrottleFunction { function, .. }
             | Action::Invoke { function, .. }
             | Action::NoisyNeighbor { function, .. } => (vec![function], false),

@@ -34,6 +34,8 @@ pub fn options(args: &UpArgs) -> Result<StackOptions, HarnessError> {
     o.lambda.account_concurrency = args.account_concurrency;
     o.gateway.connections_latency = Duration::from_millis(args.connections_latency_ms);
     o.gateway.idle_timeout = Duration::from_secs(args.idle_timeout_secs);
+    o.gateway.post_failure_share = args.post_failure_share;
+    o.gateway.post_failure_status = args.post_failure_status;
     o.cloudwatch.publish_delay = args.publish_delay;
     Ok(o)
 }

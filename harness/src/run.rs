@@ -173,6 +173,8 @@ pub async fn start_local(
     up.connections_latency_ms = l
         .connections_latency_ms
         .unwrap_or(up.connections_latency_ms);
+    up.post_failure_share = l.post_failure_share.unwrap_or(up.post_failure_share);
+    up.post_failure_status = l.post_failure_status.unwrap_or(up.post_failure_status);
     let mut options = crate::local::options(&up)?;
     options
         .parameter_overrides

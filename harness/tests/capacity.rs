@@ -373,3 +373,132 @@ async fn a_tiny_plan_runs_end_to_end_with_verdicts_limiters_and_costs() {
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png}");
     }
 }
+
+#[test]
+fn the_shipped_seed_comparison_plan_is_valid() {
+    let p = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../baselines/seed-python/capacity-vs-reference.yaml"
+    ));
+    let cp = plan::load(p).unwrap();
+    let names: Vec<&str> = cp.systems.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["reference", "seed"]);
+    assert!(cp.systems.iter().all(|s| s.template.is_file()));
+}
+
+#[test]
+fn systems_are_validated_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    base(d);
+    write(d, "t.yaml", "Resources: {}\n");
+    for (systems, why) in [
+        ("[{name: a/b, template: t.yaml}]", "systems.0.name"),
+        (
+            "[{name: a, template: t.yaml}, {name: a, template: t.yaml}]",
+            "two systems are named a",
+        ),
+        ("[{name: a, template: nope.yaml}]", "systems.0.template"),
+        (
+            "[{name: a, template: t.yaml, scenario: none.yaml}]",
+            "systems.0.scenario",
+        ),
+    ] {
+        let text = format!(
+            "scenario: base.yaml\nconnections: [2]\nmessage_rates: [1]\npoint: {{duration: 1s}}\nsystems: {systems}\n{PRICES}"
+        );
+        let err = plan::parse(&text, &d.join("plan.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(why), "{systems}: {err}");
+    }
+}
+
+/// Two systems in one plan, with a share of @connections posts failing on both stacks: the
+/// seed design drops what failed (lost), the reference retries and dead-letters the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_and_the_reference_side_by_side_lose_and_dead_letter() {
+    let exe = std::env::current_exe().unwrap();
+    let binaries = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let failing = "local_stack: {post_failure_share: 0.7, post_failure_status: 500}\n";
+    // The drain outlasts the reference's retries (5 attempts, backoff capped at 2 s), so what
+    // it could not deliver is in the DLQ when the run reads it.
+    let chat = "message_size: 64\ndeadline: 5s\ndrain: 10s\nslo: slo.yaml\nphases:\n  - {name: x, duration: 1s}\n";
+    write(d, "seed.yaml", &format!("{chat}{failing}"));
+    write(
+        d,
+        "reference.yaml",
+        &format!("{chat}{failing}local: {{WarmerEnabled: \"false\"}}\n"),
+    );
+    write(
+        d,
+        "slo.yaml",
+        "thresholds:\n  broadcast_latency: [\"p(99)<10000\"]\n",
+    );
+    let plan = write(
+        d,
+        "plan.yaml",
+        &format!(
+            "scenario: seed.yaml\nslo: slo.yaml\nconnections: [6]\nmessage_rates: [3]\n\
+             point: {{duration: 4s, join_rate: 20, settle: 0s, warmup: false}}\n\
+             systems:\n  - {{name: reference, template: {}, scenario: reference.yaml}}\n  - {{name: seed, template: {}}}\n{PRICES}",
+            root.join("template.yaml").display(),
+            root.join("baselines/seed-python/template.yaml").display(),
+        ),
+    );
+    let out = d.join("report");
+    let args = [
+        "dynamowave",
+        "capacity",
+        plan.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--binaries",
+        binaries.to_str().unwrap(),
+    ];
+    let code = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        cli::run(Cli::try_parse_from(args).unwrap()),
+    )
+    .await
+    .expect("the comparison finishes within 5 minutes")
+    .unwrap();
+    assert_eq!(code, 0);
+    for f in [
+        "comparison.json",
+        "comparison.md",
+        "comparison.svg",
+        "comparison.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    for system in ["reference", "seed"] {
+        assert!(out.join(system).join("capacity.json").is_file(), "{system}");
+    }
+    let c: Value =
+        serde_json::from_slice(&std::fs::read(out.join("comparison.json")).unwrap()).unwrap();
+    assert_eq!(c["systems"], serde_json::json!(["reference", "seed"]));
+    let cell = |s: &str| {
+        c["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["system"] == s)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {s} cell: {c}"))
+    };
+    let (reference, seed) = (cell("reference"), cell("seed"));
+    assert!(
+        seed["lost"].as_u64().unwrap() > 0,
+        "the design loses silently: {seed}"
+    );
+    assert_eq!(seed["deadLettered"], 0, "{seed}");
+    assert!(
+        reference["deadLettered"].as_u64().unwrap() > 0,
+        "the reference dead-letters what still failed: {reference}"
+    );
+    assert_eq!(reference["lost"], 0, "{reference}");
+}

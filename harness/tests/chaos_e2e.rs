@@ -356,3 +356,77 @@ fn replayed_dead_letters_are_accounted_as_delivered() {
         "{replay}"
     );
 }
+
+/// `run` on the embedded stack with `--template`; returns the exit code and summary.json.
+fn run_embedded(scenario: &Path, template: &Path, out: &Path) -> (i32, Value) {
+    let output = Command::new(env!("CARGO_BIN_EXE_dynamowave"))
+        .arg("run")
+        .arg(scenario)
+        .arg("--template")
+        .arg(template)
+        .arg("--binaries")
+        .arg(binaries())
+        .arg("--out")
+        .arg(out)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let summary = std::fs::read(out.join("summary.json"))
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(Value::Null);
+    if summary.is_null() {
+        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    }
+    (output.status.code().unwrap_or(-1), summary)
+}
+
+/// The FIS window: applied and reverted without error (the experiment stopped, its template
+/// deleted: a failure there would be an error on the window and CHAOS NOT REVERTED).
+fn assert_fis_window(s: &Value) {
+    let w = &s["chaos"][0];
+    assert_eq!(w["action"], "aws:lambda:invocation-error", "{w}");
+    assert!(w["appliedAtS"].as_f64().is_some(), "applied: {w}");
+    assert!(w["revertedAtS"].as_f64().is_some(), "reverted: {w}");
+    assert!(w["error"].is_null(), "{w}");
+}
+
+#[test]
+fn a_fis_error_on_the_seed_python_chat_loses_what_was_sent_in_its_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let seed = Path::new(ROOT).join("baselines/seed-python");
+    let (code, s) = run_embedded(
+        &seed.join("scenarios/fis-send-errors.yaml"),
+        &seed.join("template.yaml"),
+        &dir.join("out"),
+    );
+    assert_eq!(code, 0, "the scenario's SLO holds: {:?}", failed(&s));
+    assert_fis_window(&s);
+    let a = &s["accounting"];
+    assert!(a["lost"].as_u64().unwrap() > 0, "{a}");
+    assert!(a["delivered"].as_u64().unwrap() > 0, "{a}");
+    assert_eq!(a["deadLettered"], 0, "{a}");
+}
+
+#[test]
+fn the_same_fis_scenario_runs_against_the_reference_functions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let seed = Path::new(ROOT).join("baselines/seed-python/scenarios");
+    let mut text = std::fs::read_to_string(seed.join("fis-send-errors.yaml")).unwrap();
+    text = text.replace("SendMessageHandler", "SendMessage");
+    std::fs::create_dir_all(dir.join("slo")).unwrap();
+    let slo = std::fs::read_to_string(seed.join("slo/fis-send-errors.yaml"))
+        .unwrap()
+        .replace("SendMessageHandler", "SendMessage");
+    std::fs::write(dir.join("slo/fis-send-errors.yaml"), slo).unwrap();
+    let scenario = dir.join("fis-send-errors.yaml");
+    std::fs::write(&scenario, text).unwrap();
+    let (code, s) = run_embedded(
+        &scenario,
+        &Path::new(ROOT).join("template.yaml"),
+        &dir.join("out"),
+    );
+    assert_eq!(code, 0, "{:?}", failed(&s));
+    assert_fis_window(&s);
+}

@@ -110,3 +110,26 @@ fn fault_chaos_on_functions_without_the_fault_layer_is_refused() {
     );
     assert_eq!(smoke.status.code(), Some(0), "{}", text(&smoke));
 }
+
+#[test]
+fn fis_chaos_on_a_teams_python_chat_is_ready_on_the_local_stack() {
+    let seed = Path::new(ROOT).join("baselines/seed-python");
+    let up = LocalUp::start_with(&seed.join("template.yaml"), &["--sandbox-delay-ms", "0"]);
+    let o = doctor(
+        &seed.join("scenarios/fis-send-errors.yaml"),
+        &up.endpoint_url,
+    );
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("python3.12: the local stack applies FIS faults at its Runtime API"),
+        "{out}"
+    );
+    for permission in [
+        "fis:CreateExperimentTemplate",
+        "fis:StopExperiment",
+        "iam:PassRole",
+    ] {
+        assert!(out.contains(permission), "{permission}: {out}");
+    }
+}

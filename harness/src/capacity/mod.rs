@@ -11,6 +11,7 @@ pub mod cost;
 mod html;
 pub mod plan;
 pub mod report;
+pub mod systems;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,7 @@ pub struct Evidence {
     pub delivery_ratio: Option<f64>,
     pub late: u64,
     pub lost: u64,
+    pub dead_lettered: u64,
     pub connect_failures: BTreeMap<String, u64>,
     pub error_frames: u64,
     pub edge_throttled: u64,
@@ -243,16 +245,49 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, HarnessError> {
         context: format!("creating {}", out.display()),
         source: e,
     })?;
+    if cp.systems.is_empty() {
+        let report = sweep_on_stack(&cp, &args.local, &thresholds, &out).await?;
+        print!("{}", report::text(&report, &out));
+        return Ok(0);
+    }
+    let mut reports = Vec::new();
+    for system in &cp.systems {
+        let mut one = cp.clone();
+        one.base = system.base.clone();
+        let mut up = args.local.clone();
+        up.template = system.template.clone();
+        let dir = out.join(&system.name);
+        std::fs::create_dir_all(dir.join("points")).map_err(|e| HarnessError::Io {
+            context: format!("creating {}", dir.display()),
+            source: e,
+        })?;
+        eprintln!("system {}: {}", system.name, system.template.display());
+        let report = sweep_on_stack(&one, &up, &thresholds, &dir).await?;
+        print!("{}", report::text(&report, &dir));
+        reports.push((system.name.clone(), report));
+    }
+    let comparison = systems::compare(&cp.name, &reports);
+    systems::write(&out, &comparison)?;
+    print!("{}", systems::markdown(&comparison));
+    println!("comparison: {}", out.join("comparison.md").display());
+    Ok(0)
+}
+
+/// One system's sweep on its own embedded stack, its report written into `out`.
+async fn sweep_on_stack(
+    cp: &plan::CapacityPlan,
+    up: &crate::cli::UpArgs,
+    thresholds: &[slo::Threshold],
+    out: &Path,
+) -> Result<CapacityReport, HarnessError> {
     let started_at = chrono::Utc::now();
-    let (control, stack) =
-        run::start_local(&args.local, &cp.base, &run::Reading::default()).await?;
-    let swept = sweep(&cp, &thresholds, &control, &out).await;
+    let (control, stack) = run::start_local(up, &cp.base, &run::Reading::default()).await?;
+    let swept = sweep(cp, thresholds, &control, out).await;
     stack.shutdown().await;
     let (points, functions) = swept?;
-    let report = report::assemble(&cp, points, functions, started_at);
-    report::write(&out, &report)?;
-    print!("{}", report::text(&report, &out));
-    Ok(0)
+    let report = report::assemble(cp, points, functions, started_at);
+    report::write(out, &report)?;
+    Ok(report)
 }
 
 async fn function_configs(
@@ -478,6 +513,7 @@ fn evidence(s: &Summary) -> Evidence {
         delivery_ratio: s.accounting.delivery_ratio(),
         late: s.accounting.late,
         lost: s.accounting.lost,
+        dead_lettered: s.accounting.dead_lettered,
         connect_failures: s.clients.failures_by_cause.clone(),
         error_frames: s.other_frames.values().sum::<u64>() - throttle_frames,
         edge_throttled: throttle_frames + handshakes_429,

@@ -32,6 +32,28 @@ struct File {
     #[serde(default = "default_bend")]
     bend_drop: f64,
     prices: Prices,
+    /// Several systems swept alike, each on its own embedded stack (omitted: the one
+    /// `--template` names).
+    #[serde(default)]
+    systems: Vec<SystemFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SystemFile {
+    name: String,
+    /// Its template, relative to this file.
+    template: PathBuf,
+    /// Its base scenario instead of the plan's (its protocol, rooms, local parameters).
+    scenario: Option<PathBuf>,
+}
+
+/// One system of a comparison: a name, its template and its base scenario, loaded.
+#[derive(Debug, Clone)]
+pub struct System {
+    pub name: String,
+    pub template: PathBuf,
+    pub base: scenario::Plan,
 }
 
 fn default_bend() -> f64 {
@@ -147,6 +169,8 @@ pub struct CapacityPlan {
     pub warmup: bool,
     pub bend_drop: f64,
     pub prices: Prices,
+    /// Empty: one system, the `--template` flag's.
+    pub systems: Vec<System>,
 }
 
 /// Whether a YAML file is a capacity plan rather than a scenario (it sweeps
@@ -304,6 +328,58 @@ pub fn parse(text: &str, path: &Path) -> Result<CapacityPlan, HarnessError> {
             ),
         ));
     }
+    let load_base = |field: &str, path: &Path| {
+        let base = scenario::load(path)
+            .map_err(|e| bad(field, format!("the base scenario does not load: {e}")))?;
+        if base.chaos.is_empty() {
+            Ok(base)
+        } else {
+            Err(bad(
+                field,
+                format!(
+                    "{} has a chaos timeline; capacity points measure steady load, so use a \
+                     scenario without `chaos`",
+                    path.display()
+                ),
+            ))
+        }
+    };
+    let mut systems: Vec<System> = Vec::new();
+    for (i, s) in file.systems.iter().enumerate() {
+        let field = format!("systems.{i}.name");
+        let valid = !s.name.is_empty()
+            && s.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(bad(
+                &field,
+                format!(
+                    "{:?} is not a name of letters, digits, - and _ (it names a folder)",
+                    s.name
+                ),
+            ));
+        }
+        if systems.iter().any(|o| o.name == s.name) {
+            return Err(bad(&field, format!("two systems are named {}", s.name)));
+        }
+        let template = relative(s.template.clone());
+        if !template.is_file() {
+            return Err(bad(
+                &format!("systems.{i}.template"),
+                format!("{} is not a file", template.display()),
+            ));
+        }
+        let base = match &s.scenario {
+            Some(p) => load_base(&format!("systems.{i}.scenario"), &relative(p.clone()))?,
+            None => base.clone(),
+        };
+        systems.push(System {
+            name: s.name.clone(),
+            template,
+            base,
+        });
+    }
     let slo = file.slo.map(relative).or_else(|| base.slo.clone());
     let room_sizes = if file.room_sizes.is_empty() {
         vec![None]
@@ -325,5 +401,6 @@ pub fn parse(text: &str, path: &Path) -> Result<CapacityPlan, HarnessError> {
         warmup: file.point.warmup,
         bend_drop: file.bend_drop,
         prices: file.prices,
+        systems,
     })
 }

@@ -4,6 +4,7 @@
 //! entry when the scenario loads; [`timeline`] applies and reverts.
 
 mod faults;
+mod fis;
 pub mod timeline;
 
 use serde_json::Value;
@@ -51,6 +52,16 @@ pub enum Action {
         hold_ms: u64,
         unreserve: bool,
     },
+    /// An AWS FIS Lambda action (`aws:lambda:invocation-*`) on any functions, whatever their
+    /// runtime or code: an experiment template made, started at `at`, stopped after `for`,
+    /// deleted. `parameters` are FIS's (strings), less `duration`, which is the window.
+    Fis {
+        functions: Vec<String>,
+        action_id: &'static str,
+        parameters: Vec<(&'static str, String)>,
+        /// The role FIS assumes (required by AWS; the local stack takes any).
+        role_arn: Option<String>,
+    },
 }
 
 impl Action {
@@ -63,7 +74,7 @@ impl Action {
     }
 }
 
-pub const ACTIONS: [&str; 12] = [
+pub const ACTIONS: [&str; 15] = [
     "throttle-api",
     "throttle-function",
     "lambda-error",
@@ -76,7 +87,14 @@ pub const ACTIONS: [&str; 12] = [
     "invoke",
     "noisy-neighbor",
     "dlq-replay",
+    FIS_DELAY,
+    FIS_ERROR,
+    FIS_HTTP,
 ];
+
+const FIS_DELAY: &str = "aws:lambda:invocation-add-delay";
+const FIS_ERROR: &str = "aws:lambda:invocation-error";
+const FIS_HTTP: &str = "aws:lambda:invocation-http-integration-response";
 
 /// Validates one entry's parameters; the message names the parameter.
 pub fn parse(action: &str, params: &Value) -> Result<Action, String> {
@@ -92,6 +110,16 @@ pub fn parse(action: &str, params: &Value) -> Result<Action, String> {
         "dlq-replay" => &[],
         "invoke" => &["function", "payload", "wait"],
         "noisy-neighbor" => &["function", "concurrency", "hold_ms", "unreserve"],
+        FIS_DELAY => &["function", "percentage", "delay_ms", "role_arn"],
+        FIS_ERROR => &["function", "percentage", "prevent_execution", "role_arn"],
+        FIS_HTTP => &[
+            "function",
+            "percentage",
+            "prevent_execution",
+            "status_code",
+            "content_type",
+            "role_arn",
+        ],
         other => {
             return Err(format!(
                 "unknown action {other:?}; known: {}",
@@ -127,6 +155,7 @@ pub fn parse(action: &str, params: &Value) -> Result<Action, String> {
             },
         },
         "dlq-replay" => Action::DlqReplay,
+        FIS_DELAY | FIS_ERROR | FIS_HTTP => fis_action(&p)?,
         "drop-clients" => Action::DropClients {
             share: p.number("share", 0.0, 1.0)?,
         },
@@ -181,6 +210,47 @@ pub fn parse(action: &str, params: &Value) -> Result<Action, String> {
                 fault: Fault { key, config },
             }
         }
+    })
+}
+
+/// FIS's parameters from the scenario's: `percentage` → invocationPercentage (1–100),
+/// `delay_ms` → startupDelayMilliseconds, `prevent_execution`, `status_code`, `content_type`.
+fn fis_action(p: &Params) -> Result<Action, String> {
+    let action_id = match p.action {
+        FIS_DELAY => FIS_DELAY,
+        FIS_ERROR => FIS_ERROR,
+        _ => FIS_HTTP,
+    };
+    let mut parameters = Vec::new();
+    if p.params.get("percentage").is_some() {
+        let n = p.number("percentage", 1.0, 100.0)?;
+        if n.fract() != 0.0 {
+            return Err(p.bad("percentage", "FIS takes whole percentages from 1 to 100"));
+        }
+        parameters.push(("invocationPercentage", format!("{n}")));
+    }
+    if p.params.get("delay_ms").is_some() {
+        let n = p.number("delay_ms", 0.0, 900_000.0)?;
+        parameters.push(("startupDelayMilliseconds", format!("{}", n as u64)));
+    }
+    match p.params.get("prevent_execution") {
+        None => {}
+        Some(Value::Bool(b)) => parameters.push(("preventExecution", b.to_string())),
+        Some(_) => return Err(p.bad("prevent_execution", "must be true or false")),
+    }
+    if action_id == FIS_HTTP {
+        let code = p.number("status_code", 0.0, 999.0)?;
+        parameters.push(("statusCode", format!("{}", code as u16)));
+        let content_type = p
+            .string("content_type")
+            .unwrap_or_else(|_| "application/json".into());
+        parameters.push(("contentTypeHeader", content_type));
+    }
+    Ok(Action::Fis {
+        functions: p.functions()?,
+        action_id,
+        parameters,
+        role_arn: p.string("role_arn").ok(),
     })
 }
 
@@ -290,6 +360,26 @@ mod tests {
             ),
             ("drop-clients", json!({"share": 1.5}), Err("params.share")),
             ("teleport", json!({}), Err("unknown action \"teleport\"")),
+            (
+                "aws:lambda:invocation-error",
+                json!({"function": "Chat", "percentage": 50, "prevent_execution": true}),
+                Ok(()),
+            ),
+            (
+                "aws:lambda:invocation-error",
+                json!({"function": "Chat", "percentage": 0}),
+                Err("params.percentage"),
+            ),
+            (
+                "aws:lambda:invocation-http-integration-response",
+                json!({"function": "Chat"}),
+                Err("params.status_code: is required"),
+            ),
+            (
+                "aws:lambda:invocation-add-delay",
+                json!({"function": "Chat", "status_code": 500}),
+                Err("unknown parameter \"status_code\""),
+            ),
         ];
         for (action, params, want) in cases {
             let got = parse(action, params);

@@ -45,6 +45,11 @@ enum Undo {
     Fault {
         functions: Vec<String>,
     },
+    /// A FIS template (and, once started, its experiment) to stop and delete.
+    Fis {
+        template: String,
+        experiment: Option<String>,
+    },
     Load {
         stop: std::sync::Arc<watch::Sender<bool>>,
         /// The neighbour's reservation before it was lifted (function, value).
@@ -103,7 +108,9 @@ impl Chaos {
                 Action::ThrottleFunction { function, .. }
                 | Action::Invoke { function, .. }
                 | Action::NoisyNeighbor { function, .. } => vec![function.clone()],
-                Action::Fault { functions, .. } => functions.clone(),
+                Action::Fault { functions, .. } | Action::Fis { functions, .. } => {
+                    functions.clone()
+                }
                 Action::ThrottleApi { .. } => {
                     chaos.stage()?;
                     Vec::new()
@@ -434,6 +441,56 @@ impl Chaos {
                 self.update_stage(route.as_deref(), Some(*rate), Some(*burst))
                     .await
             }
+            Action::Fis {
+                functions,
+                action_id,
+                parameters,
+                role_arn,
+            } => {
+                let mut arns = Vec::new();
+                for f in functions {
+                    let name = self.function(f);
+                    let arn = lambda
+                        .get_function_configuration()
+                        .function_name(&name)
+                        .send()
+                        .await
+                        .map_err(|e| format!("GetFunctionConfiguration {name}: {}", describe(&e)))?
+                        .function_arn()
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("{name} has no FunctionArn"))?;
+                    arns.push(arn);
+                }
+                let (step, _) = &self.steps[i];
+                let default_role = "arn:aws:iam::000000000000:role/dynamowave-fis";
+                let spec = super::fis::Spec {
+                    step: &step.name,
+                    action_id,
+                    parameters,
+                    function_arns: arns,
+                    duration_s: step.duration.as_secs_f64(),
+                    role_arn: role_arn.as_deref().unwrap_or(default_role),
+                };
+                let fis = &self.clients.fis;
+                let template = super::fis::create(fis, &spec).await?;
+                // Noted before starting, so a start that fails half-way is still cleaned up.
+                self.note(
+                    i,
+                    Undo::Fis {
+                        template: template.clone(),
+                        experiment: None,
+                    },
+                );
+                let experiment = super::fis::start(fis, &template).await?;
+                self.note(
+                    i,
+                    Undo::Fis {
+                        template,
+                        experiment: Some(experiment),
+                    },
+                );
+                Ok(())
+            }
             Action::Fault { functions, fault } => {
                 let mut physical = Vec::new();
                 for f in functions {
@@ -567,6 +624,19 @@ impl Chaos {
                     let (rate, burst) = previous.unwrap_or_default();
                     self.update_stage(route.as_deref(), rate, burst).await?;
                 }
+            },
+            Undo::Fis {
+                template,
+                experiment,
+            } => match experiment {
+                Some(experiment) => {
+                    let started = super::fis::Started {
+                        template: template.clone(),
+                        experiment: experiment.clone(),
+                    };
+                    super::fis::stop(&self.clients.fis, &started).await?;
+                }
+                None => super::fis::delete_template(&self.clients.fis, template).await?,
             },
             Undo::Fault { functions } => {
                 for name in functions {

@@ -24,6 +24,9 @@ pub enum Command {
     Vanish,
 }
 
+/// How long a client waits for the answer to its whoami before asking again.
+const WHOAMI_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What a client needs to know; shared fields come from the plan.
 #[derive(Debug, Clone)]
 pub struct ClientSpec {
@@ -108,18 +111,28 @@ pub async fn run(
 
     let key = Stamp::key(spec.run);
     let mut connection_id = None;
+    let mut late = LateWhoami::default();
     if let Some((frame, pointer)) = &spec.whoami {
-        let asked = ws.send(Message::text(frame.clone())).await.is_ok();
+        late.pointer = pointer.clone();
+        // The answer is a post like any other and can be lost (a failed @connections post,
+        // a throttled $default): asked again each second until connect_timeout.
+        let mut asked = ws.send(Message::text(frame.clone())).await.is_ok();
         let deadline = tokio::time::Instant::now() + spec.connect_timeout;
+        let mut again = tokio::time::Instant::now() + WHOAMI_RETRY;
         while asked && connection_id.is_none() {
-            match tokio::time::timeout_at(deadline, ws.next()).await {
+            match tokio::time::timeout_at(deadline.min(again), ws.next()).await {
+                Err(_) if again < deadline => {
+                    asked = ws.send(Message::text(frame.clone())).await.is_ok();
+                    again += WHOAMI_RETRY;
+                    late.left += 1;
+                }
                 Ok(Some(Ok(m))) => {
                     if let Some(text) = m.as_text() {
                         connection_id = serde_json::from_str::<Value>(text)
                             .ok()
                             .and_then(|v| v.pointer(pointer)?.as_str().map(str::to_string));
                         if connection_id.is_none() {
-                            on_text(&spec, &key, text, &mut batch, &events);
+                            on_text(&spec, &key, text, &mut batch, &events, &mut late);
                         }
                     }
                 }
@@ -158,7 +171,7 @@ pub async fn run(
                         if batch.is_empty() {
                             flush_at = tokio::time::Instant::now() + FLUSH_AFTER;
                         }
-                        on_text(&spec, &key, text, &mut batch, &events);
+                        on_text(&spec, &key, text, &mut batch, &events, &mut late);
                         if batch.len() >= FLUSH_AT {
                             let _ = events.send(Event::Received(std::mem::take(&mut batch)));
                         }
@@ -259,7 +272,7 @@ async fn leave(
                     return None;
                 }
                 if let Some(text) = m.as_text() {
-                    on_text(spec, key, text, batch, events);
+                    on_text(spec, key, text, batch, events, &mut LateWhoami::default());
                     if batch.len() >= FLUSH_AT {
                         let _ = events.send(Event::Received(std::mem::take(batch)));
                     }
@@ -282,12 +295,36 @@ fn cause_of(e: &tokio_websockets::Error) -> &'static str {
     }
 }
 
+/// Answers still due to whoami frames asked again while the first answer was on its way:
+/// skipped when they come, not counted as other frames.
+#[derive(Default)]
+struct LateWhoami {
+    pointer: String,
+    left: u32,
+}
+
+impl LateWhoami {
+    fn take(&mut self, text: &str) -> bool {
+        if self.left == 0 {
+            return false;
+        }
+        let answer = serde_json::from_str::<Value>(text)
+            .ok()
+            .is_some_and(|v| v.pointer(&self.pointer).is_some_and(Value::is_string));
+        if answer {
+            self.left -= 1;
+        }
+        answer
+    }
+}
+
 fn on_text(
     spec: &ClientSpec,
     key: &str,
     text: &str,
     batch: &mut Vec<Receipt>,
     events: &mpsc::UnboundedSender<Event>,
+    late: &mut LateWhoami,
 ) {
     match Stamp::find_with(text, key, spec.run) {
         Some(s) => batch.push(Receipt {
@@ -298,6 +335,7 @@ fn on_text(
             sent_us: s.sent_us,
             received_us: spec.now_us(),
         }),
+        None if late.take(text) => {}
         None => {
             let _ = events.send(Event::OtherFrame {
                 text: describe(text),

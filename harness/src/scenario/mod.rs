@@ -195,6 +195,9 @@ pub struct LocalStack {
     pub sandbox_delay_ms: Option<u64>,
     pub idle_instance_secs: Option<u64>,
     pub connections_latency_ms: Option<u64>,
+    /// Share (0–1) of @connections posts that fail (`local up --post-failure-share`).
+    pub post_failure_share: Option<f64>,
+    pub post_failure_status: Option<u16>,
 }
 
 /// One phase, with its start offset in the run.
@@ -321,6 +324,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Plan, HarnessError> {
         return Err(bad(format!(
             "slow_readers: {} is not a share between 0 and 1",
             file.slow_readers
+        )));
+    }
+    if let Some(share) = file.local_stack.post_failure_share
+        && !(0.0..=1.0).contains(&share)
+    {
+        return Err(bad(format!(
+            "local_stack.post_failure_share: {share} is not a share from 0 to 1"
+        )));
+    }
+    if let Some(status) = file.local_stack.post_failure_status
+        && ![429, 500, 503].contains(&status)
+    {
+        return Err(bad(format!(
+            "local_stack.post_failure_status: {status} is not 429, 500 or 503"
         )));
     }
     if file.rooms == Some(0) {

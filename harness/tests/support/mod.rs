@@ -34,11 +34,18 @@ impl LocalUp {
 
     /// `local up` of another template.
     pub fn start_with(template: &Path, extra: &[&str]) -> LocalUp {
+        // The reference template's warmer is off in tests; other templates lack the parameter.
+        let warmer = std::fs::read_to_string(template).is_ok_and(|t| t.contains("WarmerEnabled:"));
+        let overrides: &[&str] = if warmer {
+            &["--parameter-overrides", "WarmerEnabled=false"]
+        } else {
+            &[]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_dynamowave"))
             .args(["local", "up"])
             .arg("--template")
             .arg(template)
-            .args(["--parameter-overrides", "WarmerEnabled=false"])
+            .args(overrides)
             .args(extra)
             .arg("--binaries")
             .arg(binaries())
