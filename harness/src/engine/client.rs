@@ -24,7 +24,7 @@ pub enum Command {
     Vanish,
 }
 
-/// How long a client waits for the answer to its whoami before asking again.
+/// How long a client first waits for the answer to its whoami before asking again.
 const WHOAMI_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a client needs to know; shared fields come from the plan.
@@ -115,15 +115,18 @@ pub async fn run(
     if let Some((frame, pointer)) = &spec.whoami {
         late.pointer = pointer.clone();
         // The answer is a post like any other and can be lost (a failed @connections post,
-        // a throttled $default): asked again each second until connect_timeout.
+        // a throttled $default): asked again after 1 s, then 2 s, 4 s … until
+        // connect_timeout (doubling, so a slow cold start is not buried in asks).
         let mut asked = ws.send(Message::text(frame.clone())).await.is_ok();
         let deadline = tokio::time::Instant::now() + spec.connect_timeout;
-        let mut again = tokio::time::Instant::now() + WHOAMI_RETRY;
+        let mut wait = WHOAMI_RETRY;
+        let mut again = tokio::time::Instant::now() + wait;
         while asked && connection_id.is_none() {
             match tokio::time::timeout_at(deadline.min(again), ws.next()).await {
                 Err(_) if again < deadline => {
                     asked = ws.send(Message::text(frame.clone())).await.is_ok();
-                    again += WHOAMI_RETRY;
+                    wait *= 2;
+                    again += wait;
                     late.left += 1;
                 }
                 Ok(Some(Ok(m))) => {

@@ -35,6 +35,7 @@ impl LambdaService {
             .lambda_metric(name, "Invocations", 1.0, "Count");
         self.note_concurrency(name);
 
+        let tried = Instant::now();
         let (instance, init) = match self.warm_instance(f) {
             Some(i) => (i, None),
             None => match self.cold_start(name, f).await {
@@ -44,7 +45,22 @@ impl LambdaService {
                     let message = format!("RequestId: {request_id} Error: {e}");
                     let stream =
                         super::logs::stream_name(&uuid::Uuid::new_v4().simple().to_string());
-                    self.logs.append(name, &stream, message.clone());
+                    // As Lambda logs an invocation whose environment failed to start: its
+                    // START, the error, END and a REPORT with the status, so every
+                    // invocation has its REPORT line.
+                    let took = ms(tried.elapsed());
+                    for line in [
+                        format!("START RequestId: {request_id} Version: $LATEST"),
+                        message.clone(),
+                        format!("END RequestId: {request_id}"),
+                        format!(
+                            "REPORT RequestId: {request_id}\tDuration: {took:.2} ms\tBilled Duration: {:.0} ms\tMemory Size: {} MB\tMax Memory Used: 0 MB\tStatus: error\tError Type: Runtime.ExitError\t",
+                            took.ceil().max(1.0),
+                            spec.memory_mb
+                        ),
+                    ] {
+                        self.logs.append(name, &stream, line);
+                    }
                     return failure(request_id, "Runtime.ExitError", message);
                 }
             },
