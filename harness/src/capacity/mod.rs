@@ -241,11 +241,11 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, HarnessError> {
         cp.duration,
     );
     crate::limits::ensure_open_files(&largest, 2, 1)?;
-    std::fs::create_dir_all(out.join("points")).map_err(|e| HarnessError::Io {
-        context: format!("creating {}", out.display()),
-        source: e,
-    })?;
     if cp.systems.is_empty() {
+        std::fs::create_dir_all(out.join("points")).map_err(|e| HarnessError::Io {
+            context: format!("creating {}", out.display()),
+            source: e,
+        })?;
         let report = sweep_on_stack(&cp, &args.local, &thresholds, &out).await?;
         print!("{}", report::text(&report, &out));
         return Ok(0);

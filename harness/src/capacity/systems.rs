@@ -95,7 +95,7 @@ fn figure(v: Option<f64>, digits: usize) -> String {
 pub fn markdown(c: &Comparison) -> String {
     let mut md = format!("# {}: systems side by side\n\n", c.plan);
     md.push_str(&format!(
-        "| connections | system | max msg/s | p99 ms | delivered | lost | dead-lettered | {} per million deliveries |\n|---|---|---|---|---|---|---|---|\n",
+        "| connections | system | max msg/s | p99 ms | delivered | lost (all rates) | dead-lettered (all rates) | {} per million deliveries |\n|---|---|---|---|---|---|---|---|\n",
         c.currency
     ));
     let mut rows: Vec<&Cell> = c.cells.iter().collect();
@@ -122,8 +122,10 @@ pub fn markdown(c: &Comparison) -> String {
         );
     }
     md.push_str(
-        "\nEach system ran on its own embedded local stack with the same settings; its full \
-         capacity report (every point, limiters, costs) is in its folder.\n",
+        "\np99, delivered and cost are at the highest rate that met the SLO; lost and \
+         dead-lettered add up every rate swept for that connection count, the failing one \
+         included. Each system ran on its own embedded local stack with the same settings; \
+         its full capacity report (every point, limiters, costs) is in its folder.\n",
     );
     md
 }
