@@ -21,8 +21,8 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cfn-lint template.yaml"
-"$cache/venv/bin/cfn-lint" template.yaml
+step "cfn-lint template.yaml baselines/seed-python/template.yaml"
+"$cache/venv/bin/cfn-lint" template.yaml baselines/seed-python/template.yaml
 
 step "actionlint .github/workflows"
 "$cache/venv/bin/actionlint" -no-color
