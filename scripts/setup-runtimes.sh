@@ -16,19 +16,9 @@ AWS_LAMBDA_RIC_VERSION=3.3.0
 AWS_SDK_JS_VERSION=3.1169.0
 AWS_SDK_JS="@aws-sdk/client-apigatewaymanagementapi @aws-sdk/client-dynamodb @aws-sdk/lib-dynamodb"
 
-cache="${DYNAMOWAVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dynamowave}"
-mkdir -p "$cache"
-say() { printf 'setup-runtimes: %s\n' "$*" >&2; }
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"
-  elif command -v sudo >/dev/null; then sudo "$@"
-  else say "need root to run: $*"; exit 1; fi
-}
-apt_updated=""
-apt_install() {
-  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+say_as=setup-runtimes
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # Python: awslambdaric and boto3 in their own virtualenv (Lambda's runtime has only these
 # beside the standard library).

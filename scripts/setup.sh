@@ -21,21 +21,9 @@ ACTIONLINT_VERSION=1.14.0
 # An independent WebSocket client and AWS SDK, for checking the local stack from outside.
 PY_CLIENTS="websockets==17.4 boto3==1.44.8"
 
-cache="${DYNAMOWAVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dynamowave}"
-mkdir -p "$cache"
-say() { printf 'setup: %s\n' "$*" >&2; }
-
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"
-  elif command -v sudo >/dev/null; then sudo "$@"
-  else say "need root to run: $*"; exit 1; fi
-}
-
-apt_updated=""
-apt_install() {
-  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+say_as=setup
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 java_major() {
   java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1

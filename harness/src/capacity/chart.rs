@@ -8,12 +8,11 @@ use plotters::prelude::*;
 
 use super::{CapacityReport, Point, Verdict};
 use crate::error::HarnessError;
-use crate::report::charts::{self, Drawn, FONT, HEIGHT, WIDTH, colour};
+use crate::report::charts::{self, Drawn, FONT, colour};
 
 pub type Rendered = (&'static str, &'static str, (String, Vec<u8>));
 
 pub fn render(r: &CapacityReport, dir: &Path) -> Result<Vec<Rendered>, HarnessError> {
-    charts::ensure_font();
     let kinds: [(&'static str, &'static str); 2] = [
         ("capacity", "Max sustainable message rate by connections"),
         ("capacity-cost", "Cost per million messages by connections"),
@@ -21,26 +20,30 @@ pub fn render(r: &CapacityReport, dir: &Path) -> Result<Vec<Rendered>, HarnessEr
     kinds
         .into_iter()
         .map(|(name, title)| {
-            let failed = |e: Box<dyn std::error::Error>| HarnessError::Input {
-                file: dir.join(format!("{name}.svg")),
-                message: format!("drawing the chart failed: {e}"),
-            };
-            let mut svg = String::new();
-            {
-                let area = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-                draw_any(&area, r, name, title).map_err(failed)?;
-                area.present().map_err(|e| failed(e.into()))?;
-            }
-            let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-            {
-                let area =
-                    BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
-                draw_any(&area, r, name, title).map_err(failed)?;
-                area.present().map_err(|e| failed(e.into()))?;
-            }
-            Ok((name, title, (svg, charts::encode_png(&rgb, WIDTH, HEIGHT))))
+            let drawn = charts::render_both(&CapacityChart { r, name, title }).map_err(|e| {
+                HarnessError::Input {
+                    file: dir.join(format!("{name}.svg")),
+                    message: format!("drawing the chart failed: {e}"),
+                }
+            })?;
+            Ok((name, title, drawn))
         })
         .collect()
+}
+
+struct CapacityChart<'a> {
+    r: &'a CapacityReport,
+    name: &'a str,
+    title: &'a str,
+}
+
+impl charts::Drawable for CapacityChart<'_> {
+    fn draw_on<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Drawn
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_any(area, self.r, self.name, self.title)
+    }
 }
 
 fn draw_any<DB: DrawingBackend>(

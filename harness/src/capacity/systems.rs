@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{CapacityReport, Point, Verdict};
 use crate::error::HarnessError;
-use crate::report::charts::{self, FONT, HEIGHT, WIDTH, colour};
+use crate::report::charts::{self, FONT, colour};
 use crate::report::write_atomically;
 
 pub const SCHEMA: &str = "dynamowave.capacity-comparison/1";
@@ -135,28 +135,24 @@ pub fn write(dir: &Path, c: &Comparison) -> Result<(), HarnessError> {
     let json = serde_json::to_vec_pretty(c).expect("comparison serialises");
     write_atomically(&dir.join("comparison.json"), &json)?;
     write_atomically(&dir.join("comparison.md"), markdown(c).as_bytes())?;
-    charts::ensure_font();
-    let failed = |e: Box<dyn std::error::Error>| HarnessError::Input {
+    let (svg, png) = charts::render_both(c).map_err(|e| HarnessError::Input {
         file: dir.join("comparison.svg"),
         message: format!("drawing the chart failed: {e}"),
-    };
-    let mut svg = String::new();
-    {
-        let area = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&area, c).map_err(failed)?;
-        area.present().map_err(|e| failed(e.into()))?;
-    }
-    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-    {
-        let area = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&area, c).map_err(failed)?;
-        area.present().map_err(|e| failed(e.into()))?;
-    }
+    })?;
     write_atomically(&dir.join("comparison.svg"), svg.as_bytes())?;
-    write_atomically(
-        &dir.join("comparison.png"),
-        &charts::encode_png(&rgb, WIDTH, HEIGHT),
-    )
+    write_atomically(&dir.join("comparison.png"), &png)
+}
+
+impl charts::Drawable for Comparison {
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> charts::Drawn
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(area, self)
+    }
 }
 
 /// Max sustainable msg/s by connections, a line per system.

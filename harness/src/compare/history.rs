@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::HarnessError;
-use crate::report::charts::{self, Drawn, FONT, HEIGHT, WIDTH, colour};
+use crate::report::charts::{self, Drawn, FONT, colour};
 use crate::report::data::{SummaryView, load_summary};
 
 /// One run: (start, epoch seconds), p99 ms, delivery ratio.
@@ -50,34 +50,29 @@ pub fn write(dir: &Path, new: &SummaryView, out: &Path) -> Result<PathBuf, Harne
         .collect();
     points.sort_by(|a, b| a.0.total_cmp(&b.0));
 
-    charts::ensure_font();
-    let failed = |e: Box<dyn std::error::Error>| HarnessError::Input {
+    let (svg, png) = charts::render_both(&Trend(&points)).map_err(|e| HarnessError::Input {
         file: out.join("trend.svg"),
         message: format!("drawing the trend failed: {e}"),
-    };
-    let mut svg = String::new();
-    {
-        let area = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&area, &points).map_err(failed)?;
-        area.present().map_err(|e| failed(e.into()))?;
-    }
-    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-    {
-        let area = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&area, &points).map_err(failed)?;
-        area.present().map_err(|e| failed(e.into()))?;
-    }
+    })?;
     std::fs::create_dir_all(out).map_err(|e| HarnessError::Io {
         context: format!("creating {}", out.display()),
         source: e,
     })?;
     let svg_path = out.join("trend.svg");
     crate::report::write_atomically(&svg_path, svg.as_bytes())?;
-    crate::report::write_atomically(
-        &out.join("trend.png"),
-        &charts::encode_png(&rgb, WIDTH, HEIGHT),
-    )?;
+    crate::report::write_atomically(&out.join("trend.png"), &png)?;
     Ok(svg_path)
+}
+
+struct Trend<'a>(&'a [Point]);
+
+impl charts::Drawable for Trend<'_> {
+    fn draw_on<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Drawn
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(area, self.0)
+    }
 }
 
 fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, points: &[Point]) -> Drawn

@@ -105,34 +105,62 @@ pub(crate) fn ensure_font() {
     });
 }
 
+/// A chart drawn the same way on any plotters backend, so it is rendered once per backend.
+pub(crate) trait Drawable {
+    fn draw_on<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Drawn
+    where
+        DB::ErrorType: 'static;
+}
+
+/// The chart as SVG text and PNG bytes, both WIDTH × HEIGHT, in the bundled font.
+pub(crate) fn render_both(chart: &impl Drawable) -> Result<(String, Vec<u8>), Box<dyn Error>> {
+    ensure_font();
+    let mut svg = String::new();
+    {
+        let area = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        chart.draw_on(&area)?;
+        area.present()?;
+    }
+    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let area = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
+        chart.draw_on(&area)?;
+        area.present()?;
+    }
+    Ok((svg, encode_png(&rgb, WIDTH, HEIGHT)))
+}
+
+struct ReportChart<'a> {
+    kind: Kind,
+    input: &'a ReportInput,
+    title: &'a str,
+}
+
+impl Drawable for ReportChart<'_> {
+    fn draw_on<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Drawn
+    where
+        DB::ErrorType: 'static,
+    {
+        self.kind.draw(self.input, self.title, area)
+    }
+}
+
 /// Every chart of the report, as SVG and PNG.
 pub fn render_all(input: &ReportInput) -> Result<Vec<Chart>, HarnessError> {
-    ensure_font();
     KINDS
         .iter()
         .map(|&(kind, name, title)| {
-            let failed = |e: Box<dyn Error>| HarnessError::Input {
-                file: format!("{name}.svg").into(),
-                message: format!("drawing the chart failed: {e}"),
-            };
-            let mut svg = String::new();
-            {
-                let area = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-                kind.draw(input, title, &area).map_err(failed)?;
-                area.present().map_err(|e| failed(e.into()))?;
-            }
-            let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-            {
-                let area =
-                    BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
-                kind.draw(input, title, &area).map_err(failed)?;
-                area.present().map_err(|e| failed(e.into()))?;
-            }
+            let (svg, png) = render_both(&ReportChart { kind, input, title }).map_err(|e| {
+                HarnessError::Input {
+                    file: format!("{name}.svg").into(),
+                    message: format!("drawing the chart failed: {e}"),
+                }
+            })?;
             Ok(Chart {
                 name,
                 title,
                 svg,
-                png: encode_png(&rgb, WIDTH, HEIGHT),
+                png,
             })
         })
         .collect()

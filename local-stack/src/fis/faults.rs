@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// One Lambda action's effect.
@@ -49,6 +50,8 @@ pub enum Replacement {
 #[derive(Default)]
 pub struct Faults {
     by_function: Mutex<BTreeMap<String, Vec<Active>>>,
+    /// Whether any fault is noted: every event checks this, and only then takes the lock.
+    any: AtomicBool,
 }
 
 impl Faults {
@@ -60,17 +63,14 @@ impl Faults {
         percentage: f64,
         until: Instant,
     ) {
-        self.by_function
-            .lock()
-            .expect("faults lock")
-            .entry(function.to_string())
-            .or_default()
-            .push(Active {
-                experiment: experiment.to_string(),
-                effect,
-                percentage,
-                until,
-            });
+        let mut map = self.by_function.lock().expect("faults lock");
+        map.entry(function.to_string()).or_default().push(Active {
+            experiment: experiment.to_string(),
+            effect,
+            percentage,
+            until,
+        });
+        self.any.store(true, Ordering::Release);
     }
 
     /// Ends everything `experiment` put in effect.
@@ -80,10 +80,14 @@ impl Faults {
             list.retain(|a| a.experiment != experiment);
         }
         map.retain(|_, l| !l.is_empty());
+        self.any.store(!map.is_empty(), Ordering::Release);
     }
 
     /// Draws each fault in effect on `function` once, by its percentage.
     pub fn draw(&self, function: &str) -> Draw {
+        if !self.any.load(Ordering::Acquire) {
+            return Draw::default();
+        }
         let mut map = self.by_function.lock().expect("faults lock");
         let Some(list) = map.get_mut(function) else {
             return Draw::default();

@@ -66,10 +66,8 @@ struct Template {
 
 struct Experiment {
     body: Value,
-    started: Instant,
     /// When its last action ends.
     ends: Instant,
-    stopped: bool,
 }
 
 /// The service's state; `functions` maps a function ARN to its name.
@@ -260,9 +258,7 @@ impl FisService {
             id.clone(),
             Experiment {
                 body,
-                started: now,
                 ends: now + longest,
-                stopped: false,
             },
         );
         drop(templates);
@@ -286,17 +282,8 @@ impl FisService {
             .ok_or_else(|| not_found("Experiment", id))?;
         refresh(e);
         if e.body["state"]["status"] == "running" {
-            e.stopped = true;
             self.faults.remove_experiment(id);
-            let end = json!(epoch_s());
-            e.body["state"] = json!({"status": "stopped", "reason": "Experiment stopped."});
-            e.body["endTime"] = end.clone();
-            if let Some(actions) = e.body["actions"].as_object_mut() {
-                for a in actions.values_mut() {
-                    a["state"] = json!({"status": "stopped", "reason": "Action was stopped."});
-                    a["endTime"] = end.clone();
-                }
-            }
+            end(e, "stopped", "Experiment stopped.", "Action was stopped.");
         }
         Ok(json!({"experiment": e.body}))
     }
@@ -370,20 +357,29 @@ impl FisService {
     }
 }
 
+/// A running experiment whose longest action's duration has passed is completed.
 fn refresh(e: &mut Experiment) {
-    if e.stopped || e.body["state"]["status"] != "running" || Instant::now() < e.ends {
-        return;
+    if e.body["state"]["status"] == "running" && Instant::now() >= e.ends {
+        end(
+            e,
+            "completed",
+            "Experiment completed.",
+            "Action was completed.",
+        );
     }
-    let end = json!(epoch_s());
-    e.body["state"] = json!({"status": "completed", "reason": "Experiment completed."});
-    e.body["endTime"] = end.clone();
+}
+
+/// Ends the experiment and each of its actions with `status`, now.
+fn end(e: &mut Experiment, status: &str, reason: &str, action_reason: &str) {
+    let now = json!(epoch_s());
+    e.body["state"] = json!({"status": status, "reason": reason});
+    e.body["endTime"] = now.clone();
     if let Some(actions) = e.body["actions"].as_object_mut() {
         for a in actions.values_mut() {
-            a["state"] = json!({"status": "completed", "reason": "Action was completed."});
-            a["endTime"] = end.clone();
+            a["state"] = json!({"status": status, "reason": action_reason});
+            a["endTime"] = now.clone();
         }
     }
-    let _ = e.started;
 }
 
 /// How many of `n` resolved targets a selection mode keeps [U: the first ones, not random].

@@ -362,6 +362,7 @@ impl Instance {
 
     /// The answer FIS put in place of the function's, if any (taken once).
     pub fn take_replacement(&self, request_id: &str) -> Option<crate::fis::faults::Replacement> {
+        // An instance's own lock: its one runtime answers one event at a time.
         self.replacements
             .lock()
             .expect("replacements lock")
