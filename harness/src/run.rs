@@ -1,6 +1,6 @@
 //! `dynamowave run` and `dynamowave validate`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -422,15 +422,16 @@ pub async fn execute(
     let mut dlq_missing_attributes = 0;
     let mut read = false;
     if let Some((sqs, url)) = &target.dlq {
-        let ids: HashMap<String, u32> = output
-            .record
-            .clients
-            .iter()
-            .filter_map(|(id, c)| Some((c.connection_id.clone()?, *id)))
-            .collect();
-        match dlq::read(sqs, url, output.run_id, &ids).await {
+        match dlq::read(sqs, url, output.run_id).await {
             Ok(d) => {
-                dead = d.letters;
+                let attributed = dlq::attribute(&d.letters, &output.record);
+                if attributed.unattributed > 0 {
+                    eprintln!(
+                        "warning: {} dead letters name a connection no client of this run held",
+                        attributed.unattributed
+                    );
+                }
+                dead = attributed.letters;
                 dlq_missing_attributes = d.missing_attributes;
                 read = true;
             }
