@@ -17,6 +17,7 @@ pub mod error;
 pub mod limits;
 pub mod local;
 pub mod observe;
+pub mod preflight;
 pub mod replay;
 pub mod report;
 pub mod retries;

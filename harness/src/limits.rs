@@ -6,7 +6,7 @@ use crate::error::HarnessError;
 use crate::scenario::Plan;
 
 /// Files a run needs beyond its sockets (the runtime, logs, the local stack's own files).
-const OVERHEAD: u64 = 256;
+pub const OVERHEAD: u64 = 256;
 
 /// The most clients the plan can have connected at once.
 pub fn peak_clients(plan: &Plan) -> u64 {

@@ -21,6 +21,7 @@ pub fn validate(args: ValidateArgs) -> Result<i32, HarnessError> {
     for path in &args.scenarios {
         if crate::capacity::plan::is_plan(path) {
             let cp = crate::capacity::plan::load(path)?;
+            crate::capacity::preflight(&cp)?;
             println!(
                 "{}: ok — capacity plan, up to {} point(s)",
                 path.display(),
@@ -33,6 +34,8 @@ pub fn validate(args: ValidateArgs) -> Result<i32, HarnessError> {
             Some(p) => slo::load(p)?,
             None => Vec::new(),
         };
+        let target = crate::preflight::Target::of(plan.target.as_deref().unwrap_or("local"));
+        crate::preflight::refuse(&plan, &crate::preflight::Machine::this(), target, None)?;
         println!(
             "{}: ok — {} phase(s), {:.0} s, {} threshold(s)",
             path.display(),
@@ -59,6 +62,14 @@ pub async fn run(args: RunArgs) -> Result<i32, HarnessError> {
             .or_else(|| plan.target.clone())
             .unwrap_or_else(|| "local".into()),
     };
+    // Nothing starts for a plan that cannot run here.
+    let target_kind = crate::preflight::Target::of(&target_name);
+    crate::preflight::refuse(
+        &plan,
+        &crate::preflight::Machine::this(),
+        target_kind,
+        args.workers,
+    )?;
     // More clients than one process can hold are split over worker processes.
     let workers = args
         .workers

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use dynamowave_harness::{scenario, slo};
+use dynamowave_harness::{preflight, scenario, slo};
 
 #[test]
 fn every_shipped_scenario_and_slo_file_is_valid() {
@@ -18,6 +18,9 @@ fn every_shipped_scenario_and_slo_file_is_valid() {
                 continue;
             }
             let plan = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let target = preflight::Target::of(plan.target.as_deref().unwrap_or("local"));
+            preflight::refuse(&plan, &preflight::Machine::this(), target, None)
+                .unwrap_or_else(|e| panic!("{e}"));
             let slo = plan
                 .slo
                 .as_ref()
@@ -27,6 +30,56 @@ fn every_shipped_scenario_and_slo_file_is_valid() {
         }
     }
     assert!(seen >= 1);
+}
+
+/// The issue's typos, through the real binary: both commands exit 2 naming each field, its
+/// line, the figure and the limit, and `run` starts nothing (no report folder, at once).
+#[test]
+fn impossible_plans_are_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.yaml");
+    std::fs::write(
+        &path,
+        "name: typo\nmessage_size: 99999999999\nphases:\n  - name: join\n    duration: 1h\n    \
+         max_clients: 4000000000\n    arrival_rate: 2000000\n",
+    )
+    .unwrap();
+    let out = dir.path().join("report");
+    for command in ["validate", "run"] {
+        let mut args = vec![command, path.to_str().unwrap()];
+        if command == "run" {
+            args.extend(["--out", out.to_str().unwrap()]);
+        }
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dynamowave"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                child.kill().unwrap();
+                panic!("{command} did not refuse the plan within a minute");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        for wanted in [
+            "typo.yaml: this plan cannot run here",
+            "message_size (line 2): 99,999,999,999 bytes",
+            "at most 32,768 bytes",
+            "phases[0] (join).max_clients (line 6): 4,000,000,000 clients need about 27.9 TiB at 7.5 KiB per client",
+            "ephemeral ports",
+            "worker processes",
+        ] {
+            assert!(stderr.contains(wanted), "{command}: {wanted:?} not in {stderr}");
+        }
+        assert!(!stderr.contains("running over"), "{command} started workers: {stderr}");
+    }
+    assert!(!out.exists(), "run wrote a report folder for a refused plan");
 }
 
 #[test]

@@ -198,6 +198,54 @@ pub fn point_plan(
     p
 }
 
+/// Every point checked before the first starts: the most connections at the highest rate
+/// bound the others, in each room size.
+pub fn preflight(cp: &plan::CapacityPlan) -> Result<(), HarnessError> {
+    use crate::preflight::{Machine, Target, check, line_of};
+    let machine = Machine::this();
+    let text = std::fs::read_to_string(&cp.source).unwrap_or_default();
+    let line = |field| {
+        line_of(&text, field, None)
+            .map(|n| format!(" (line {n})"))
+            .unwrap_or_default()
+    };
+    let connections = cp.connections.iter().copied().max().unwrap_or(0);
+    let rate = cp.message_rates.iter().copied().fold(0.0, f64::max);
+    let mut refusals: Vec<String> = Vec::new();
+    for &room_size in &cp.room_sizes {
+        let plan = point_plan(
+            &cp.base,
+            connections,
+            room_size,
+            rate,
+            cp.join_rate,
+            cp.duration,
+        );
+        let id = point_id(connections, room_size, rate);
+        let f = check(&plan, "", &machine, Target::Local, None);
+        for w in f.warnings {
+            eprintln!("warning: point {id}: {w}");
+        }
+        for r in f.refusals {
+            let r = format!(
+                "point {id} (connections{}, message_rates{}): {r}",
+                line("connections"),
+                line("message_rates")
+            );
+            if !refusals.contains(&r) {
+                refusals.push(r);
+            }
+        }
+    }
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    Err(HarnessError::Scenario {
+        file: cp.source.clone(),
+        message: format!("this plan cannot run here:\n  {}", refusals.join("\n  ")),
+    })
+}
+
 fn point_id(connections: u32, room_size: Option<u32>, rate: f64) -> String {
     match room_size {
         Some(s) => format!("c{connections}-s{s}-r{rate}"),
@@ -225,6 +273,7 @@ pub async fn capacity(args: CapacityArgs) -> Result<i32, HarnessError> {
             cp.base.target
         )));
     }
+    preflight(&cp)?;
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("reports").join(format!(
             "{}-{}",
