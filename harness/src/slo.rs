@@ -215,7 +215,7 @@ struct FullEntry {
 }
 
 pub fn load(path: &Path) -> Result<Vec<Threshold>, HarnessError> {
-    let text = std::fs::read_to_string(path).map_err(|e| HarnessError::Io {
+    let text = crate::scenario::units::read_text(path).map_err(|e| HarnessError::Io {
         context: format!("reading SLO file {}", path.display()),
         source: e,
     })?;

@@ -176,14 +176,14 @@ pub struct CapacityPlan {
 /// Whether a YAML file is a capacity plan rather than a scenario (it sweeps
 /// `message_rates`), so `validate` and tests can take both from scenarios/.
 pub fn is_plan(path: &Path) -> bool {
-    std::fs::read_to_string(path)
+    crate::scenario::units::read_text(path)
         .ok()
         .and_then(|t| yaml_serde::from_str::<yaml_serde::Value>(&t).ok())
         .is_some_and(|v| v.get("message_rates").is_some())
 }
 
 pub fn load(path: &Path) -> Result<CapacityPlan, HarnessError> {
-    let text = std::fs::read_to_string(path).map_err(|e| HarnessError::Io {
+    let text = crate::scenario::units::read_text(path).map_err(|e| HarnessError::Io {
         context: format!("reading {}", path.display()),
         source: e,
     })?;

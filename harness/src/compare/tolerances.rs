@@ -92,7 +92,7 @@ fn yes() -> bool {
 
 /// Reads a tolerances file; `known` are the metric names a rule may name.
 pub fn load(path: &Path, known: &[String]) -> Result<BTreeMap<String, Rule>, HarnessError> {
-    let text = std::fs::read_to_string(path).map_err(|e| HarnessError::Input {
+    let text = crate::scenario::units::read_text(path).map_err(|e| HarnessError::Input {
         file: path.to_path_buf(),
         message: format!("cannot read the tolerances file: {e}"),
     })?;

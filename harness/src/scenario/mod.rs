@@ -301,7 +301,7 @@ pub(crate) fn name_or_stem(name: Option<String>, path: &Path) -> String {
 }
 
 pub fn load(path: &Path) -> Result<Plan, HarnessError> {
-    let text = std::fs::read_to_string(path).map_err(|e| HarnessError::Io {
+    let text = crate::scenario::units::read_text(path).map_err(|e| HarnessError::Io {
         context: format!("reading {}", path.display()),
         source: e,
     })?;
@@ -414,7 +414,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Plan, HarnessError> {
             spacing: p.spacing,
             departure_rate: p.departure_rate,
         });
-        start += p.duration;
+        start = start.checked_add(p.duration).ok_or_else(|| {
+            bad(format!(
+                "{}: the phases add up to more time than can be counted",
+                at("duration")
+            ))
+        })?;
     }
     let mut chaos = Vec::new();
     for (i, c) in file.chaos.into_iter().enumerate() {

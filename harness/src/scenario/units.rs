@@ -29,7 +29,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("{text:?} is not a non-negative duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // from_secs_f64 panics past u64::MAX seconds (fuzzing: `99999999999999999999h`).
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is too long a duration"))
 }
 
 pub fn parse_size(text: &str) -> Result<usize, String> {
@@ -49,7 +50,29 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
             ));
         }
     };
-    Ok(value * factor)
+    value
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large a size"))
+}
+
+/// The most a file of ours (scenario, SLO, plan, tolerances) may hold: far beyond any real
+/// one, and it keeps a path such as /dev/zero from reading forever.
+pub const FILE_MAX: u64 = 8 * 1024 * 1024;
+
+/// Reads a text file of at most [`FILE_MAX`] bytes.
+pub fn read_text(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(FILE_MAX + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > FILE_MAX {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB: not a file of ours",
+            FILE_MAX / 1024 / 1024
+        )));
+    }
+    Ok(text)
 }
 
 struct DurationVisitor;
@@ -96,6 +119,40 @@ pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figures_past_what_can_be_counted_are_errors_not_panics() {
+        let long = parse_duration("99999999999999999999h").unwrap_err();
+        assert!(long.contains("too long a duration"), "{long}");
+        let big = parse_size("99999999999999999mb").unwrap_err();
+        assert!(big.contains("too large a size"), "{big}");
+        let phases = "phases:\n  - {name: a, duration: 18446744073709551615}\n  - {name: b, duration: 1000}\n";
+        let e = crate::scenario::parse(phases, std::path::Path::new("s.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("phases[1] (b).duration") && e.contains("more time than can be counted"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn files_are_read_up_to_their_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.yaml");
+        std::fs::write(&small, "phases: []\n").unwrap();
+        assert_eq!(read_text(&small).unwrap(), "phases: []\n");
+        let huge = dir.path().join("huge.yaml");
+        std::fs::write(&huge, vec![b'#'; FILE_MAX as usize + 1]).unwrap();
+        assert!(
+            read_text(&huge)
+                .unwrap_err()
+                .to_string()
+                .contains("larger than 8 MiB")
+        );
+        // A device that never ends stops at the limit too.
+        assert!(read_text(std::path::Path::new("/dev/zero")).is_err());
+    }
 
     #[test]
     fn durations_and_sizes() {
