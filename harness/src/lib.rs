@@ -14,6 +14,7 @@ pub mod dlq;
 pub mod doctor;
 pub mod engine;
 pub mod error;
+pub mod fuzzing;
 pub mod limits;
 pub mod local;
 pub mod observe;

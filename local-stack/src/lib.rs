@@ -6,6 +6,7 @@ pub mod dynamodb;
 pub mod edge;
 pub mod error;
 pub mod fis;
+pub mod fuzzing;
 pub mod gateway;
 pub mod lambda;
 pub mod model;

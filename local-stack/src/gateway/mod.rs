@@ -3,7 +3,7 @@
 //! and GetStage/UpdateStage for throttling.
 
 pub mod connections;
-mod event;
+pub(crate) mod event;
 pub mod stages;
 pub mod throttle;
 pub mod websocket;

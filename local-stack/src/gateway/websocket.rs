@@ -318,7 +318,7 @@ async fn run(
 
 /// A two-way route's answer to the client: the Lambda proxy response's `body` (decoded when
 /// `isBase64Encoded`), or the whole payload when it is not a proxy response object.
-fn route_response(payload: &[u8]) -> Option<Outbound> {
+pub(crate) fn route_response(payload: &[u8]) -> Option<Outbound> {
     use base64::Engine as _;
     let value: Option<serde_json::Value> = serde_json::from_slice(payload).ok();
     match value.as_ref().and_then(|v| v.as_object()) {
