@@ -75,11 +75,20 @@ fn impossible_plans_are_refused_before_anything_starts() {
             "ephemeral ports",
             "worker processes",
         ] {
-            assert!(stderr.contains(wanted), "{command}: {wanted:?} not in {stderr}");
+            assert!(
+                stderr.contains(wanted),
+                "{command}: {wanted:?} not in {stderr}"
+            );
         }
-        assert!(!stderr.contains("running over"), "{command} started workers: {stderr}");
+        assert!(
+            !stderr.contains("running over"),
+            "{command} started workers: {stderr}"
+        );
     }
-    assert!(!out.exists(), "run wrote a report folder for a refused plan");
+    assert!(
+        !out.exists(),
+        "run wrote a report folder for a refused plan"
+    );
 }
 
 #[test]
