@@ -132,27 +132,64 @@ pub fn serve_mixed(
             };
             let (router, tls) = (router.clone(), tls.clone());
             tokio::spawn(async move {
+                // A client that opens a connection and sends nothing, or its handshake a byte
+                // at a time, is dropped at the deadline instead of holding a task for ever.
+                let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
                 let mut first = [0u8; 1];
-                let is_tls = matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16);
+                let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut first)).await;
+                let is_tls = matches!(peeked, Ok(Ok(1)) if first[0] == 0x16);
+                if peeked.is_err() {
+                    tracing::debug!(%addr, "nothing sent before the handshake deadline");
+                    return;
+                }
                 match (is_tls, tls) {
-                    (true, Some(tls)) => match tls.acceptor.accept(stream).await {
-                        Ok(s) => serve_one(TokioIo::new(s), router, addr).await,
-                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    },
-                    _ => serve_one(TokioIo::new(stream), router, addr).await,
+                    (true, Some(tls)) => {
+                        match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => serve_one(TokioIo::new(s), router, addr, deadline).await,
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%addr, "TLS handshake past its deadline"),
+                        }
+                    }
+                    _ => serve_one(TokioIo::new(stream), router, addr, deadline).await,
                 }
             });
         }
     })
 }
 
-async fn serve_one<I>(io: I, router: axum::Router, addr: SocketAddr)
+/// How long a client has from connecting to the end of its first request's headers (TLS
+/// included). AWS documents none for WebSocket APIs; 10 s is ours (nginx's
+/// client_header_timeout is 60 s, hyper's header_read_timeout 30 s).
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn serve_one<I>(io: I, router: axum::Router, addr: SocketAddr, deadline: tokio::time::Instant)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service = router.layer(axum::Extension(ConnectInfo(addr)));
+    // Told when the first request's head has been read: later requests on a kept-alive
+    // connection have no deadline (hyper's header_read_timeout would close idle ones too).
+    let headed = Arc::new(tokio::sync::Notify::new());
+    let tell = headed.clone();
+    let service =
+        router
+            .layer(axum::Extension(ConnectInfo(addr)))
+            .layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    tell.notify_one();
+                    next.run(request)
+                },
+            ));
     let service = hyper_util::service::TowerToHyperService::new(service);
-    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-        .serve_connection_with_upgrades(io, service)
-        .await;
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = &mut conn => return,
+        _ = headed.notified() => {}
+        _ = tokio::time::sleep_until(deadline) => {
+            tracing::debug!(%addr, "handshake headers past their deadline");
+            return;
+        }
+    }
+    let _ = conn.await;
 }

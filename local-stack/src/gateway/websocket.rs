@@ -28,6 +28,44 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/{stage}", get(handshake))
         .route("/{stage}/", get(handshake))
         .with_state(gateway)
+        .layer(axum::middleware::from_fn(request_limits))
+}
+
+/// API Gateway's WebSocket URL quota: 4,096 characters (A5); its answer past it is not
+/// documented, so the HTTP standard's 414.
+pub const MAX_URL_CHARS: usize = 4_096;
+/// Request headers, names and values together. The WebSocket quotas give no figure; this is
+/// API Gateway's REST limit on the request line and headers (10,240 bytes), answered 431.
+pub const MAX_HEADER_BYTES: usize = 10_240;
+
+async fn request_limits(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let url = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if url > MAX_URL_CHARS {
+        let message = format!("Request-URI Too Long: {url} characters, at most {MAX_URL_CHARS}");
+        return (
+            StatusCode::URI_TOO_LONG,
+            json!({"message": message}).to_string(),
+        )
+            .into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        let message =
+            format!("Request Header Fields Too Large: {headers} bytes, at most {MAX_HEADER_BYTES}");
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            json!({"message": message}).to_string(),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Who is connecting, for the events' `identity` and GetConnection.
@@ -265,6 +303,11 @@ async fn run(
                     Some(Err(e)) if is_too_big(&e) => {
                         break (1009, "Message too big".into(), Some((1009, "Message too big")));
                     }
+                    // RFC 6455 §8.1: a text message that is not UTF-8 fails the connection
+                    // with 1007 (AWS documents nothing of its own).
+                    Some(Err(e)) if is_bad_utf8(&e) => {
+                        break (1007, "Invalid frame payload data".into(), Some((1007, "Invalid frame payload data")));
+                    }
                     Some(Err(_)) | None => break (1006, "Connection closed abnormally".into(), None),
                 }
             }
@@ -425,6 +468,13 @@ fn is_too_big(e: &axum::Error) -> bool {
     e.source()
         .and_then(|s| s.downcast_ref::<tungstenite::Error>())
         .is_some_and(|t| matches!(t, tungstenite::Error::Capacity(_)))
+}
+
+fn is_bad_utf8(e: &axum::Error) -> bool {
+    use std::error::Error;
+    e.source()
+        .and_then(|s| s.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|t| matches!(t, tungstenite::Error::Utf8(_)))
 }
 
 /// One inbound message: route selection, throttling, then the integration in its own task
