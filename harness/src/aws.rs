@@ -29,9 +29,22 @@ impl Clients {
     }
 }
 
+/// The key a local stack of this process was given (`--access-key-id`): the harness signs
+/// its own calls to loopback endpoints with it.
+static LOCAL_KEY: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+/// Signs this process's calls to loopback endpoints with this key (set once, before any
+/// client is built; a second key is ignored, as one process runs one embedded stack).
+pub fn use_local_key(access_key_id: &str, secret_access_key: &str) {
+    let _ = LOCAL_KEY.set((access_key_id.to_string(), secret_access_key.to_string()));
+}
+
 /// The SDK's configuration loader for `region`: rustls with ring, `endpoint` when given
-/// (AWS's own endpoints otherwise), and on a loopback endpoint (a local stack, which checks
-/// only that calls are signed) fixed credentials instead of the usual chain.
+/// (AWS's own endpoints otherwise), and on a loopback endpoint (a local stack) the key given
+/// to this process's stack ([`use_local_key`]), else the one in AWS_ACCESS_KEY_ID /
+/// AWS_SECRET_ACCESS_KEY when both are set (a `local up --access-key-id` verifies
+/// signatures), else fixed credentials: never the rest of the chain (profiles, SSO), which
+/// would reach for AWS.
 pub fn loader(region: Region, endpoint: Option<&str>) -> ConfigLoader {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -44,9 +57,19 @@ pub fn loader(region: Region, endpoint: Option<&str>) -> ConfigLoader {
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
         if is_loopback(endpoint) {
+            let var = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+            let (id, secret) = match (
+                LOCAL_KEY.get(),
+                var("AWS_ACCESS_KEY_ID"),
+                var("AWS_SECRET_ACCESS_KEY"),
+            ) {
+                (Some((id, secret)), _, _) => (id.clone(), secret.clone()),
+                (None, Some(id), Some(secret)) => (id, secret),
+                _ => ("local".into(), "local".into()),
+            };
             loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "local",
-                "local",
+                id,
+                secret,
                 None,
                 None,
                 "dynamowave",

@@ -350,6 +350,12 @@ pub struct UpArgs {
     /// late (e.g. `90s`; default 0: at once).
     #[arg(long, value_name = "DURATION", value_parser = duration_flag, default_value = "0s")]
     pub publish_delay: std::time::Duration,
+    /// Verify every call's SigV4 signature against this access key (with
+    /// --secret-access-key); the functions sign with it. Without, any signed call is taken.
+    #[arg(long, requires = "secret_access_key", value_name = "KEY")]
+    pub access_key_id: Option<String>,
+    #[arg(long, requires = "access_key_id", value_name = "SECRET")]
+    pub secret_access_key: Option<String>,
 }
 
 /// CloudWatch's valid periods: 1, 5, 10, 20, 30 or a multiple of 60.

@@ -37,6 +37,13 @@ pub fn options(args: &UpArgs) -> Result<StackOptions, HarnessError> {
     o.gateway.post_failure_share = args.post_failure_share;
     o.gateway.post_failure_status = args.post_failure_status;
     o.cloudwatch.publish_delay = args.publish_delay;
+    if let (Some(id), Some(secret)) = (&args.access_key_id, &args.secret_access_key) {
+        crate::aws::use_local_key(id, secret);
+        o.credentials = Some(dynamowave_local::edge::Credentials {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+        });
+    }
     Ok(o)
 }
 

@@ -127,6 +127,7 @@ fn edge() -> &'static (tokio::runtime::Runtime, axum::Router) {
                 sqs,
                 telemetry,
                 "http://127.0.0.1:9".into(),
+                None,
             );
             let _ = edge
                 .cloudformation

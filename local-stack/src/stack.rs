@@ -36,6 +36,9 @@ pub struct StackOptions {
     /// 0 = any free port.
     pub edge_port: u16,
     pub websocket_port: u16,
+    /// When set, the edge verifies every call's SigV4 signature against this key (and the
+    /// functions sign with it); otherwise any signed-looking call is accepted.
+    pub credentials: Option<crate::edge::Credentials>,
 }
 
 impl Default for StackOptions {
@@ -51,6 +54,7 @@ impl Default for StackOptions {
             cloudwatch: MetricSettings::default(),
             edge_port: 0,
             websocket_port: 0,
+            credentials: None,
         }
     }
 }
@@ -175,11 +179,15 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
     lambda_settings.binaries_dir = options.binaries_dir.clone();
     lambda_settings.edge_url = edge_url.clone();
     lambda_settings.runtimes = runtimes;
+    let (key_id, secret) = match &options.credentials {
+        Some(c) => (c.access_key_id.as_str(), c.secret_access_key.as_str()),
+        None => ("local", "local"),
+    };
     for (k, v) in [
         ("AWS_ENDPOINT_URL", edge_url.as_str()),
         ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "local"),
-        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_ACCESS_KEY_ID", key_id),
+        ("AWS_SECRET_ACCESS_KEY", secret),
         // Structured logs, as template.yaml's LoggingConfig asks of Lambda.
         ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
         // The local CA behind https://{domainName}/{stage}, for botocore and Node.
@@ -220,6 +228,7 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         sqs,
         telemetry,
         dynamodb.endpoint.clone(),
+        options.credentials.clone(),
     );
     let (stop, _) = watch::channel(false);
     tokio::spawn(sample_queues(edge.clone(), stop.subscribe()));
@@ -229,8 +238,12 @@ pub async fn start(options: StackOptions) -> Result<RunningStack> {
         crate::tls::serve_mixed(
             ws_listener,
             crate::gateway::websocket::router(gateway.clone()).merge(
-                crate::gateway::connections::router(gateway)
-                    .layer(axum::middleware::from_fn(crate::edge::require_sigv4)),
+                crate::gateway::connections::router(gateway).layer(
+                    axum::middleware::from_fn_with_state(
+                        edge.credentials.clone(),
+                        crate::edge::require_sigv4,
+                    ),
+                ),
             ),
             Some(tls),
             stop.subscribe(),

@@ -3,6 +3,7 @@
 //! required (as AWS requires them) but not verified.
 
 pub mod aws_error;
+pub mod sigv4;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 pub use aws_error::{AwsError, respond};
+pub use sigv4::Credentials;
 
 use crate::cloudwatch;
 use crate::gateway::Gateway;
@@ -43,6 +45,8 @@ pub struct Edge {
     pub stack_resources: std::sync::OnceLock<Vec<crate::cloudformation::Resource>>,
     /// Fault Injection Service: experiments whose Lambda faults the Runtime API applies.
     pub fis: Arc<crate::fis::FisService>,
+    /// When set, every signed call's SigV4 signature is verified against this key.
+    pub credentials: Option<Arc<Credentials>>,
     http: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -53,6 +57,7 @@ impl Edge {
         sqs: Arc<SqsService>,
         telemetry: Arc<Telemetry>,
         dynamodb_endpoint: String,
+        credentials: Option<Credentials>,
     ) -> Arc<Self> {
         let functions: Vec<(String, String)> = lambda
             .function_names()
@@ -69,6 +74,7 @@ impl Edge {
         ));
         Arc::new(Edge {
             fis,
+            credentials: credentials.map(Arc::new),
             lambda,
             gateway,
             sqs,
@@ -99,10 +105,11 @@ impl Edge {
                     .with_state(self.clone()),
             )
             .fallback(unknown)
-            .layer(middleware::from_fn(require_sigv4))
-            // Lambda takes 6 MB payloads (sync Invoke and function responses); the APIs
-            // check their own, smaller limits and answer with AWS's errors.
-            .layer(axum::extract::DefaultBodyLimit::max(7 * 1024 * 1024))
+            .layer(middleware::from_fn_with_state(
+                self.credentials.clone(),
+                require_sigv4,
+            ))
+            .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
     }
 
     /// Telemetry with each queue's depth.
@@ -123,26 +130,65 @@ impl Edge {
     }
 }
 
-/// AWS refuses unsigned calls; our own endpoints need no signature.
-pub(crate) async fn require_sigv4(request: Request, next: Next) -> Response {
+/// AWS refuses unsigned calls; our own endpoints need no signature. With the stack's
+/// credentials set, the signature itself is verified (`sigv4`); without, a signed-looking
+/// call is enough.
+pub(crate) async fn require_sigv4(
+    State(credentials): State<Option<Arc<Credentials>>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
-    let exempt = path.starts_with("/_dynamowave/");
+    if path.starts_with("/_dynamowave/") {
+        return next.run(request).await;
+    }
     let signed = request
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256"));
-    if exempt || signed {
-        next.run(request).await
-    } else {
-        AwsError::new(
+    let Some(credentials) = credentials else {
+        if signed {
+            return next.run(request).await;
+        }
+        return AwsError::new(
             403,
             "MissingAuthenticationTokenException",
             "Missing Authentication Token",
         )
-        .into_response()
+        .into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return AwsError::new(
+            413,
+            "RequestEntityTooLargeException",
+            "Request body too large",
+        )
+        .into_response();
+    };
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    if let Err(e) = sigv4::verify(
+        parts.method.as_str(),
+        &uri,
+        &parts.headers,
+        &bytes,
+        &credentials,
+        std::time::SystemTime::now(),
+    ) {
+        return e.into_response();
     }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
+
+/// Lambda takes 6 MB payloads (sync Invoke and function responses); the APIs check their
+/// own, smaller limits and answer with AWS's errors.
+const BODY_LIMIT: usize = 7 * 1024 * 1024;
 
 /// `POST /` RPC-style protocols, dispatched on `X-Amz-Target`; awsQuery (form-encoded,
 /// no target) is CloudFormation.
