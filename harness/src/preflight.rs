@@ -373,20 +373,7 @@ fn room_size(plan: &Plan, peak: u64) -> u64 {
 /// is given (the item's own line if the field is not written there), else at the top level.
 pub fn line_of(text: &str, field: &str, phase: Option<usize>) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
-    let has = |l: &str| {
-        let mut rest = l;
-        while let Some(pos) = rest.find(field) {
-            let before = rest[..pos].chars().last();
-            let after = rest[pos + field.len()..].trim_start();
-            if before.is_none_or(|c| c.is_whitespace() || c == '{' || c == ',' || c == '-')
-                && after.starts_with(':')
-            {
-                return true;
-            }
-            rest = &rest[pos + field.len()..];
-        }
-        false
-    };
+    let has = |l: &str| crate::scenario::is_key_on(l, field);
     let Some(i) = phase else {
         return lines
             .iter()

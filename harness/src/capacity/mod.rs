@@ -201,14 +201,10 @@ pub fn point_plan(
 /// Every point checked before the first starts: the most connections at the highest rate
 /// bound the others, in each room size.
 pub fn preflight(cp: &plan::CapacityPlan) -> Result<(), HarnessError> {
-    use crate::preflight::{Machine, Target, check, line_of};
+    use crate::preflight::{Machine, Target, check};
     let machine = Machine::this();
     let text = std::fs::read_to_string(&cp.source).unwrap_or_default();
-    let line = |field| {
-        line_of(&text, field, None)
-            .map(|n| format!(" (line {n})"))
-            .unwrap_or_default()
-    };
+    let line = |field| plan::line_of(&text, field);
     let connections = cp.connections.iter().copied().max().unwrap_or(0);
     let rate = cp.message_rates.iter().copied().fold(0.0, f64::max);
     let mut refusals: Vec<String> = Vec::new();

@@ -192,18 +192,8 @@ pub fn load(path: &Path) -> Result<CapacityPlan, HarnessError> {
 
 /// The 1-based line where `field` (dotted) is written, for errors found after parsing: its
 /// last part as a key (block or flow style), else its first.
-fn line_of(text: &str, field: &str) -> String {
-    let find = |key: &str| {
-        let pattern = format!("{key}:");
-        text.lines().position(|l| {
-            l.match_indices(&pattern).any(|(i, _)| {
-                l[..i]
-                    .chars()
-                    .next_back()
-                    .is_none_or(|c| c.is_whitespace() || c == '{' || c == ',' || c == '-')
-            })
-        })
-    };
+pub(crate) fn line_of(text: &str, field: &str) -> String {
+    let find = |key: &str| text.lines().position(|l| scenario::is_key_on(l, key));
     let last = field.rsplit('.').next().unwrap_or(field);
     let first = field.split('.').next().unwrap_or(field);
     find(last)

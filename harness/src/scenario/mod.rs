@@ -291,6 +291,16 @@ pub fn with_line(text: &str, message: String) -> String {
     }
 }
 
+/// Whether `line` writes `key` as a mapping key, in block or flow style (`key:`,
+/// `- key:`, `{a: 1, key: 2}`): what every "field X (line N)" error looks for.
+pub(crate) fn is_key_on(line: &str, key: &str) -> bool {
+    line.match_indices(key).any(|(i, _)| {
+        let before = line[..i].chars().next_back();
+        before.is_none_or(|c| c.is_whitespace() || c == '{' || c == ',' || c == '-')
+            && line[i + key.len()..].trim_start().starts_with(':')
+    })
+}
+
 /// A file's `name:`, else its file name without the extension.
 pub(crate) fn name_or_stem(name: Option<String>, path: &Path) -> String {
     name.unwrap_or_else(|| {

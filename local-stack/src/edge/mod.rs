@@ -1,6 +1,6 @@
 //! The edge: one loopback endpoint for every AWS-shaped API, routed by path and
 //! `X-Amz-Target` as the SDKs address services. SigV4 `Authorization` headers are
-//! required (as AWS requires them) but not verified.
+//! required (as AWS requires them), and verified when the stack has credentials (`sigv4`).
 
 pub mod aws_error;
 pub mod sigv4;
@@ -151,12 +151,7 @@ pub(crate) async fn require_sigv4(
         if signed {
             return next.run(request).await;
         }
-        return AwsError::new(
-            403,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        )
-        .into_response();
+        return sigv4::missing_token().into_response();
     };
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {

@@ -30,6 +30,15 @@ struct Authorization<'a> {
     signature: &'a str,
 }
 
+/// AWS's answer to a call with no signature at all.
+pub fn missing_token() -> AwsError {
+    AwsError::new(
+        403,
+        "MissingAuthenticationTokenException",
+        "Missing Authentication Token",
+    )
+}
+
 fn incomplete(message: &str) -> AwsError {
     AwsError::new(403, "IncompleteSignatureException", message)
 }
@@ -86,13 +95,7 @@ pub fn verify(
     let header = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            AwsError::new(
-                403,
-                "MissingAuthenticationTokenException",
-                "Missing Authentication Token",
-            )
-        })?;
+        .ok_or_else(missing_token)?;
     let auth = parse(header)?;
     if auth.access_key_id != credentials.access_key_id {
         return Err(AwsError::new(
@@ -118,24 +121,29 @@ pub fn verify(
     let now_utc = chrono::DateTime::<chrono::Utc>::from(now);
     let skew = chrono::Duration::from_std(MAX_SKEW).unwrap_or_default();
     let format = |t: chrono::DateTime<chrono::Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
-    if signed_at < now_utc - skew {
+    let off = if signed_at < now_utc - skew {
+        Some((
+            "expired",
+            "is now earlier than",
+            format(now_utc - skew),
+            '-',
+        ))
+    } else if signed_at > now_utc + skew {
+        Some((
+            "not yet current",
+            "is still later than",
+            format(now_utc + skew),
+            '+',
+        ))
+    } else {
+        None
+    };
+    if let Some((what, relation, bound, sign)) = off {
         return Err(AwsError::new(
             403,
             "InvalidSignatureException",
             format!(
-                "Signature expired: {amz_date} is now earlier than {} ({} - 15 min.)",
-                format(now_utc - skew),
-                format(now_utc)
-            ),
-        ));
-    }
-    if signed_at > now_utc + skew {
-        return Err(AwsError::new(
-            403,
-            "InvalidSignatureException",
-            format!(
-                "Signature not yet current: {amz_date} is still later than {} ({} + 15 min.)",
-                format(now_utc + skew),
+                "Signature {what}: {amz_date} {relation} {bound} ({} {sign} 15 min.)",
                 format(now_utc)
             ),
         ));
